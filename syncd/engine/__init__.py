@@ -1,0 +1,1 @@
+"""The daemon's engine: reads, reconcile cycles, applying plans, state, lifecycle."""

@@ -1,0 +1,1 @@
+"""The I/O shell to Genesys Cloud: regions, auth, rate limiter, transport and API calls."""

@@ -1,0 +1,1 @@
+"""Observability: metrics, JSON logs and systemd notification; used by all layers, uses none."""
