@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each prints JSON figures, comparing alternatives side by side in one run."""

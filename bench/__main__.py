@@ -1,0 +1,24 @@
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, …) and print its JSON."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = {
+    "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
+    "planner": "bench.planner",  # parse + plan on the simulator's large org
+}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in BENCHMARKS:
+        print(f"usage: python -m bench {{{','.join(BENCHMARKS)}}} [--json] ...", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[argv[0]])
+    code: int = module.main(argv[1:])
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
