@@ -1,0 +1,261 @@
+"""Durable state of the daemon: audit trail of writes, failover state, snapshot fingerprints.
+
+SQLite (standard library) in WAL mode at the configured path. Every write is recorded twice: as
+``pending`` just before the request goes out, then with its outcome and request id as soon as the
+API answers. A process killed in between leaves a ``pending`` row, which the next start marks
+``interrupted``, so the trail never loses a write that may have been acknowledged. This module
+does no HTTP and makes no decisions; rows are small and committed at once (a process crash after
+the commit loses nothing; WAL with ``synchronous=NORMAL`` is durable against process death).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import orjson
+
+from syncd.core import model
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS writes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    object_id TEXT NOT NULL,
+    object_name TEXT NOT NULL,
+    field TEXT NOT NULL,
+    before TEXT NOT NULL,
+    after TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    request_id TEXT NOT NULL DEFAULT '',
+    error TEXT NOT NULL DEFAULT '',
+    attempts INTEGER NOT NULL DEFAULT 1,
+    finished_ts REAL
+);
+CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
+CREATE TABLE IF NOT EXISTS health (
+    trunk_base_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    good_since INTEGER,
+    failovers INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fingerprints (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    ts REAL NOT NULL
+);
+"""
+
+PENDING = "pending"
+APPLIED = "applied"
+FAILED = "failed"
+CONFLICT = "conflict"
+INTERRUPTED = "interrupted"
+SUPERSEDED = "superseded"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRow:
+    """One write as the audit trail holds it (``before``/``after`` decoded from JSON)."""
+
+    id: int
+    ts: float
+    kind: str
+    object_id: str
+    object_name: str
+    field: str
+    before: object
+    after: object
+    reason: str
+    group: str
+    outcome: str
+    request_id: str
+    error: str
+    attempts: int
+
+
+def _json(value: model.WriteValue) -> str:
+    return orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()
+
+
+class StateStore:
+    """The SQLite file; one per daemon, used from the event loop thread only."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- audit trail -------------------------------------------------------------------------
+
+    def begin_write(self, write: model.Write, *, now: float) -> int:
+        """Record a write about to be sent; returns the row id to finish it with."""
+        cur = self._db.execute(
+            "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
+            " grp, priority, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                now,
+                write.kind.value,
+                write.object_id,
+                write.object_name,
+                write.field,
+                _json(write.before),
+                _json(write.after),
+                write.reason,
+                write.group,
+                int(write.priority),
+                PENDING,
+            ),
+        )
+        row_id = cur.lastrowid
+        assert row_id is not None  # noqa: S101 - sqlite always sets it after an INSERT
+        return row_id
+
+    def finish_write(
+        self,
+        row_id: int,
+        *,
+        outcome: str,
+        now: float,
+        request_id: str = "",
+        error: str = "",
+        attempts: int = 1,
+        before: model.WriteValue | object = dataclasses.MISSING,
+        after: model.WriteValue | object = dataclasses.MISSING,
+    ) -> None:
+        """Set the outcome (and, after a re-plan, the before/after actually sent)."""
+        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?"]
+        args: list[object] = [outcome, request_id, error, attempts, now]
+        if before is not dataclasses.MISSING:
+            sets.append("before=?")
+            args.append(_json(before))  # type: ignore[arg-type]
+        if after is not dataclasses.MISSING:
+            sets.append("after=?")
+            args.append(_json(after))  # type: ignore[arg-type]
+        args.append(row_id)
+        self._db.execute(f"UPDATE writes SET {', '.join(sets)} WHERE id=?", args)  # noqa: S608 - fixed column names
+
+    def mark_interrupted(self, *, now: float) -> int:
+        """At start-up: writes left pending by a killed process may or may not have landed."""
+        cur = self._db.execute(
+            "UPDATE writes SET outcome=?, finished_ts=?, error=? WHERE outcome=?",
+            (INTERRUPTED, now, "the daemon stopped before the answer was recorded", PENDING),
+        )
+        return cur.rowcount
+
+    def history(self, *, since: float | None = None, limit: int = 200) -> list[AuditRow]:
+        """Recent writes, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
+            " outcome, request_id, error, attempts FROM writes WHERE ts >= ?"
+            " ORDER BY id DESC LIMIT ?",
+            (since if since is not None else 0.0, limit),
+        ).fetchall()
+        return [
+            AuditRow(
+                id=r[0],
+                ts=r[1],
+                kind=r[2],
+                object_id=r[3],
+                object_name=r[4],
+                field=r[5],
+                before=orjson.loads(r[6]),
+                after=orjson.loads(r[7]),
+                reason=r[8],
+                group=r[9],
+                outcome=r[10],
+                request_id=r[11],
+                error=r[12],
+                attempts=r[13],
+            )
+            for r in reversed(rows)
+        ]
+
+    # -- failover state ----------------------------------------------------------------------
+
+    def load_health(self) -> dict[str, model.TrunkHealth]:
+        rows = self._db.execute(
+            "SELECT trunk_base_id, state, since, good_since, failovers FROM health"
+        ).fetchall()
+        return {
+            r[0]: model.TrunkHealth(
+                trunk_base_id=r[0],
+                state=model.HealthState(r[1]),
+                since=r[2],
+                good_since=r[3],
+                failovers=r[4],
+            )
+            for r in rows
+        }
+
+    def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
+        """Persist the failover state in one transaction, so a restart does not flap routes."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO health (trunk_base_id, state, since, good_since, failovers)"
+                " VALUES (?,?,?,?,?) ON CONFLICT(trunk_base_id) DO UPDATE SET"
+                " state=excluded.state, since=excluded.since, good_since=excluded.good_since,"
+                " failovers=excluded.failovers",
+                [
+                    (h.trunk_base_id, h.state.value, h.since, h.good_since, h.failovers)
+                    for h in states
+                ],
+            )
+
+    # -- snapshot fingerprints ---------------------------------------------------------------
+
+    def get_fingerprint(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM fingerprints WHERE key=?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
+        self._db.execute(
+            "INSERT INTO fingerprints (key, value, ts) VALUES (?,?,?) ON CONFLICT(key)"
+            " DO UPDATE SET value=excluded.value, ts=excluded.ts",
+            (key, value, now),
+        )
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+
+def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
+    """Human-readable lines for ``syncd history``."""
+    import datetime as dt  # noqa: PLC0415 - display only
+
+    for r in rows:
+        when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+        rid = f" request={r.request_id}" if r.request_id else ""
+        err = f" error={r.error}" if r.error else ""
+        yield (
+            f"{when}Z {r.outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id}) {r.field}: "
+            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{err}"
+        )
+
+
+def _short(value: object) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,97 @@
+"""The audit trail and failover state survive the process: rows, outcomes, interruption marks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from syncd.core import model
+from syncd.engine import state
+
+
+def _write(**kw: object) -> model.Write:
+    base: dict[str, object] = {
+        "kind": model.WriteKind.CAMPAIGN_LINES,
+        "object_id": "c1",
+        "object_name": "Campaign 1",
+        "field": "outboundLineCount",
+        "before": 10,
+        "after": 14,
+        "reason": "staffing up",
+        "priority": model.Priority.STAFFING,
+        "group": "g1",
+    }
+    base.update(kw)
+    return model.Write(**base)  # type: ignore[arg-type]
+
+
+def test_write_lifecycle_and_history(tmp_path: Path) -> None:
+    db = state.StateStore(tmp_path / "s.db")
+    rid = db.begin_write(_write(), now=100.0)
+    assert [r.outcome for r in db.history()] == [state.PENDING]
+    db.finish_write(rid, outcome=state.APPLIED, now=101.0, request_id="req-1")
+    route = _write(
+        kind=model.WriteKind.ROUTE_ORDER,
+        object_id="r1",
+        field="externalTrunkBases",
+        before=("a", "b"),
+        after=("b", "a"),
+        priority=model.Priority.FAILOVER,
+    )
+    rid2 = db.begin_write(route, now=102.0)
+    db.finish_write(rid2, outcome=state.CONFLICT, now=103.0, error="409", after=("b",))
+    rows = db.history()
+    assert [(r.object_id, r.outcome, r.request_id) for r in rows] == [
+        ("c1", state.APPLIED, "req-1"),
+        ("r1", state.CONFLICT, ""),
+    ]
+    assert rows[1].before == ["a", "b"]
+    assert rows[1].after == ["b"]
+    assert [r.object_id for r in db.history(since=101.5)] == ["r1"]
+    db.close()
+
+
+def test_pending_rows_survive_a_crash_and_are_marked_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db = state.StateStore(path)
+    db.begin_write(_write(), now=1.0)
+    # no close(): the process "dies" with the row pending
+    del db
+    again = state.StateStore(path)
+    assert again.mark_interrupted(now=2.0) == 1
+    (row,) = again.history()
+    assert row.outcome == state.INTERRUPTED
+    assert again.mark_interrupted(now=3.0) == 0
+
+
+def test_health_state_round_trip(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    db = state.StateStore(path)
+    states = [
+        model.TrunkHealth(
+            trunk_base_id="t1", state=model.HealthState.FAILED, since=50, good_since=60, failovers=2
+        ),
+        model.TrunkHealth(trunk_base_id="t2", state=model.HealthState.HEALTHY, since=0),
+    ]
+    db.save_health(states)
+    db.save_health([states[0]])  # an upsert, not a duplicate
+    db.close()
+    loaded = state.StateStore(path).load_health()
+    assert loaded == {s.trunk_base_id: s for s in states}
+
+
+def test_fingerprints(tmp_path: Path) -> None:
+    db = state.StateStore(tmp_path / "s.db")
+    assert db.get_fingerprint("bu1") is None
+    db.set_fingerprint("bu1", "v3", now=1.0)
+    db.set_fingerprint("bu1", "v4", now=2.0)
+    assert db.get_fingerprint("bu1") == "v4"
+
+
+def test_format_history_is_readable(tmp_path: Path) -> None:
+    db = state.StateStore(tmp_path / "s.db")
+    rid = db.begin_write(_write(), now=0.0)
+    db.finish_write(rid, outcome=state.APPLIED, now=1.0, request_id="abc")
+    (line,) = state.format_history(db.history())
+    assert line.startswith("1970-01-01 00:00:00Z applied")
+    assert "Campaign 1 (c1) outboundLineCount: 10 -> 14" in line
+    assert "request=abc" in line
