@@ -1,0 +1,312 @@
+"""Running a plan through the API: by priority, one write in flight per object, conflicts redone.
+
+Each write is recorded in the audit trail before it is sent and finished with its outcome and the
+server's request id. A version conflict (409, or the 400 variant) re-reads that one object, asks
+the planner to re-derive the owned field against the fresh copy, and tries again, a bounded
+number of times: never a blind overwrite. Any other failure is final for this reconcile: it is
+reported, the object backs off (per object, exponentially), and the rest of the plan goes on.
+When asked to stop, nothing new starts; writes already in flight finish.
+
+This module decides nothing about *what* to write (that is ``core.planner``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from syncd import errors
+from syncd.core import model, planner, wire
+from syncd.engine import ports, state
+from syncd.genesys import api as api_mod
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Objects:
+    """The objects the plan was made from (the reconcile's fresh reads), by id."""
+
+    routes: Mapping[str, model.Route]
+    campaigns: Mapping[str, model.Campaign]
+    trunk_bases: Mapping[str, model.TrunkBase]
+    names: Mapping[str, str]  # trunk base id → name, for new entries in a route
+
+
+@dataclasses.dataclass(slots=True)
+class Report:
+    applied: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    superseded: int = 0
+    skipped_backoff: int = 0
+    not_started: int = 0
+
+    @property
+    def attempted(self) -> int:
+        return self.applied + self.failed + self.superseded
+
+
+@dataclasses.dataclass(slots=True)
+class _Backoff:
+    failures: int
+    not_before: float
+
+
+class Applier:
+    def __init__(
+        self,
+        api: api_mod.GenesysApiPort,
+        store: state.StateStore,
+        observer: ports.Observer,
+        *,
+        max_conflict_retries: int = 3,
+        concurrency: int = 4,
+        backoff_base_s: float = 5.0,
+        backoff_max_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.observer = observer
+        self.max_conflict_retries = max_conflict_retries
+        self.concurrency = concurrency
+        self.backoff_base_s = backoff_base_s
+        self.backoff_max_s = backoff_max_s
+        self.clock = clock
+        self._backoff: dict[tuple[str, str], _Backoff] = {}
+        self._in_flight: set[tuple[str, str]] = set()
+
+    async def apply(
+        self,
+        plan: model.Plan,
+        objects: Objects,
+        *,
+        settings: planner.PlannerSettings,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> Report:
+        report = Report()
+        sem = asyncio.Semaphore(self.concurrency)
+        now = self.clock()
+        async with asyncio.TaskGroup() as tg:
+            for write in plan.writes:  # already ordered by priority
+                if should_stop():
+                    report.not_started += 1
+                    continue
+                back = self._backoff.get(write.key)
+                if (
+                    back is not None
+                    and back.not_before > now
+                    and write.priority is not model.Priority.FAILOVER
+                ):
+                    report.skipped_backoff += 1
+                    continue
+                if write.key in self._in_flight:
+                    continue  # one in-flight write per object
+                await sem.acquire()
+                if should_stop():
+                    sem.release()
+                    report.not_started += 1
+                    continue
+                self._in_flight.add(write.key)
+                tg.create_task(
+                    self._run(write, objects, settings, plan, report, sem),
+                    name=f"write {write.kind.value} {write.object_id}",
+                )
+        return report
+
+    async def _run(
+        self,
+        write: model.Write,
+        objects: Objects,
+        settings: planner.PlannerSettings,
+        plan: model.Plan,
+        report: Report,
+        sem: asyncio.Semaphore,
+    ) -> None:
+        try:
+            await self._apply_one(write, objects, settings, plan, report)
+        finally:
+            self._in_flight.discard(write.key)
+            sem.release()
+
+    async def _apply_one(
+        self,
+        write: model.Write,
+        objects: Objects,
+        settings: planner.PlannerSettings,
+        plan: model.Plan,
+        report: Report,
+    ) -> None:
+        row = self.store.begin_write(write, now=self.clock())
+        current = write
+        fresh: model.Route | model.TrunkBase | model.Campaign | None = None
+        attempts = 0
+        extra = {"object_id": write.object_id, "kind": write.kind.value, "group": write.group}
+        while True:
+            attempts += 1
+            try:
+                request_id = await self._send(current, objects, fresh)
+            except errors.VersionConflict as exc:
+                report.conflicts += 1
+                self.observer.observe_conflict(write.kind.value)
+                log.info(
+                    "Version conflict on %s %s (a concurrent edit); re-reading it to re-apply.",
+                    write.kind.value,
+                    write.object_name,
+                    extra={**extra, "request_id": exc.request_id, "attempt": attempts},
+                )
+                if attempts > self.max_conflict_retries:
+                    self._finish(row, current, state.CONFLICT, report, attempts, error=str(exc))
+                    return
+                try:
+                    fresh = await self._read(current)
+                except errors.ApiError as read_exc:
+                    self._finish(row, current, state.FAILED, report, attempts, error=str(read_exc))
+                    return
+                again = planner.replan(current, fresh, settings=settings, plan=plan)
+                if again is None:
+                    self._finish(
+                        row,
+                        current,
+                        state.SUPERSEDED,
+                        report,
+                        attempts,
+                        error="the fresh copy already has the desired value",
+                    )
+                    return
+                current = again
+                continue
+            except errors.ApiError as exc:
+                self._finish(
+                    row,
+                    current,
+                    state.FAILED,
+                    report,
+                    attempts,
+                    error=str(exc),
+                    request_id=exc.request_id,
+                )
+                return
+            self._finish(row, current, state.APPLIED, report, attempts, request_id=request_id)
+            return
+
+    def _finish(
+        self,
+        row: int,
+        write: model.Write,
+        outcome: str,
+        report: Report,
+        attempts: int,
+        *,
+        error: str = "",
+        request_id: str = "",
+    ) -> None:
+        now = self.clock()
+        self.store.finish_write(
+            row,
+            outcome=outcome,
+            now=now,
+            request_id=request_id,
+            error=error,
+            attempts=attempts,
+            before=write.before,
+            after=write.after,
+        )
+        self.observer.observe_write(write.kind.value, outcome)
+        extra = {
+            "object_id": write.object_id,
+            "request_id": request_id,
+            "kind": write.kind.value,
+            "group": write.group,
+            "field": write.field,
+            "outcome": outcome,
+            "attempts": attempts,
+        }
+        if outcome == state.APPLIED:
+            report.applied += 1
+            self._backoff.pop(write.key, None)
+            log.info(
+                "Wrote %s of %s %s: %s -> %s (%s).",
+                write.field,
+                write.kind.value,
+                write.object_name,
+                _show(write.before),
+                _show(write.after),
+                write.reason,
+                extra=extra,
+            )
+        elif outcome == state.SUPERSEDED:
+            report.superseded += 1
+            self._backoff.pop(write.key, None)
+            log.info(
+                "Skipped %s of %s %s: %s.",
+                write.field,
+                write.kind.value,
+                write.object_name,
+                error,
+                extra=extra,
+            )
+        else:
+            report.failed += 1
+            back = self._backoff.get(write.key)
+            failures = 1 if back is None else back.failures + 1
+            delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** (failures - 1))
+            self._backoff[write.key] = _Backoff(failures, now + delay)
+            log.warning(
+                "Could not write %s of %s %s (%s); it backs off %.0f s, the rest of the plan"
+                " goes on: %s",
+                write.field,
+                write.kind.value,
+                write.object_name,
+                outcome,
+                delay,
+                error,
+                extra=extra,
+            )
+
+    async def _send(
+        self,
+        write: model.Write,
+        objects: Objects,
+        fresh: model.Route | model.TrunkBase | model.Campaign | None,
+    ) -> str:
+        prio = int(write.priority)
+        if write.kind is model.WriteKind.ROUTE_ORDER:
+            route = fresh if isinstance(fresh, model.Route) else objects.routes[write.object_id]
+            if not isinstance(write.after, tuple):
+                raise TypeError("a route write holds the trunk base ids in order")
+            body = wire.render_route_put(route, write.after, objects.names)
+            return (await self.api.put_route(route, body, priority=prio)).request_id
+        if write.kind is model.WriteKind.TRUNK_CALL_RATE:
+            tb = (
+                fresh
+                if isinstance(fresh, model.TrunkBase)
+                else objects.trunk_bases[write.object_id]
+            )
+            prop = write.field.removeprefix("properties.")
+            body = wire.render_trunk_base_put(tb, {prop: write.after})
+            return (await self.api.put_trunk_base(tb, body, priority=prio)).request_id
+        if not isinstance(write.after, int):
+            raise TypeError("a campaign write holds a line count")
+        result = await self.api.patch_campaign_lines(write.object_id, write.after, priority=prio)
+        return result.request_id
+
+    async def _read(self, write: model.Write) -> model.Route | model.TrunkBase | model.Campaign:
+        prio = int(write.priority)
+        if write.kind is model.WriteKind.ROUTE_ORDER:
+            if write.site_id is None:
+                raise TypeError("a route write carries its site")
+            return await self.api.get_route(write.site_id, write.object_id, priority=prio)
+        if write.kind is model.WriteKind.TRUNK_CALL_RATE:
+            return await self.api.get_trunk_base(write.object_id, priority=prio)
+        return await self.api.get_campaign(write.object_id, priority=prio)
+
+
+def _show(value: model.WriteValue) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return "none" if value is None else str(value)

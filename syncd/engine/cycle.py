@@ -1,0 +1,262 @@
+"""One reconcile, and the work the daemon schedules: health poll, schedule refresh, reconcile.
+
+``Engine`` ties the reader, the pure planner and the applier together and keeps what must
+persist between cycles: the failover state (saved to the state file at every change, so a restart
+does not flap routes) and the schedule snapshot. It refuses to plan before it has both a health
+observation and a schedule snapshot: planning on an empty snapshot would cut every line count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+
+import orjson
+
+from syncd import config as config_mod
+from syncd import errors
+from syncd.core import health, model, planner
+from syncd.engine import applier as applier_mod
+from syncd.engine import ports, reader, state
+from syncd.genesys import api as api_mod
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What one reconcile did (for ``once``, the demo and tests)."""
+
+    plan: model.Plan
+    report: applier_mod.Report | None  # None for a dry run
+
+
+class Engine:
+    """The daemon's work (``daemon.Work``), also used directly by ``syncd once`` and the demo."""
+
+    def __init__(
+        self,
+        cfg: config_mod.Config,
+        *,
+        api: api_mod.GenesysApiPort,
+        store: state.StateStore,
+        observer: ports.Observer,
+        clock: Callable[[], float] = time.time,
+        on_close: Callable[[], object] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.api = api
+        self.store = store
+        self.observer = observer
+        self.clock = clock
+        self.reader = reader.Reader(api, cfg)
+        self.applier = applier_mod.Applier(api, store, observer, clock=clock)
+        self.health: dict[str, model.TrunkHealth] = {}
+        self._health_seen = False
+        self._schedules_seen = False
+        self._names: dict[str, str] = {}
+        self._trunk_bases: dict[str, model.TrunkBase] = {}
+        self.last: Outcome | None = None
+        self.reconciles = 0
+        self._on_close = on_close
+
+    # -- daemon.Work ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock()
+        interrupted = self.store.mark_interrupted(now=now)
+        if interrupted:
+            log.warning(
+                "%d write(s) were in flight when the daemon last stopped; they are marked"
+                " 'interrupted' in the audit trail and the next reconcile re-checks them.",
+                interrupted,
+            )
+        self.health = self.store.load_health()
+        try:
+            await self._load_trunk_bases()
+            await self.poll_health()
+            await self.refresh_schedules()
+        except errors.ApiError as exc:
+            # Keep running: the timers retry; reconcile waits until both inputs exist.
+            log.warning("The first reads failed; retrying on the next timers: %s", exc)
+
+    async def poll_health(self) -> bool:
+        statuses = await self.reader.trunk_statuses()
+        now = int(self.clock())
+        ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
+        new = health.observe_all(
+            self.health, statuses, ids, now=now, hold_down_s=self.cfg.health.hold_down_s
+        )
+        changed = [tb for tb in ids if _state(new.get(tb)) != _state(self.health.get(tb))]
+        group_of = {t.trunk_base_id: g.name for g in self.cfg.groups for t in g.trunks}
+        for tb in changed:
+            after = new[tb]
+            name = self._names.get(tb, tb)
+            if after.state is model.HealthState.FAILED:
+                self.observer.observe_failover(group_of[tb], tb)
+                log.warning(
+                    "Trunk base %s failed its health check: failing over now.",
+                    name,
+                    extra={"object_id": tb, "group": group_of[tb]},
+                )
+            else:
+                log.info(
+                    "Trunk base %s has been healthy for the hold-down of %d s: it recovers.",
+                    name,
+                    self.cfg.health.hold_down_s,
+                    extra={"object_id": tb, "group": group_of[tb]},
+                )
+        if new != self.health:
+            self.store.save_health(new.values())
+        self.health = new
+        self._health_seen = True
+        return bool(changed)
+
+    async def refresh_schedules(self) -> bool:
+        wall = self.clock()
+        changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
+        for bu, fp in self.reader.fingerprints().items():
+            self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
+        self._schedules_seen = True
+        return changed
+
+    async def reconcile(self, *, should_stop: Callable[[], bool]) -> None:
+        await self.run_once(dry_run=False, should_stop=should_stop)
+
+    def apply_config(self, cfg: config_mod.Config) -> None:
+        self.cfg = cfg
+        self.reader.apply_config(cfg)
+
+    def observe_reload(self, *, ok: bool, now: float) -> None:
+        self.observer.observe_reload(ok, now)
+
+    def status_line(self) -> str:
+        if self.last is None:
+            return "waiting for the first reconcile"
+        d = self.last.plan.decisions
+        lines = ", ".join(
+            f"{x.group}: {x.staffed_fte:.1f} FTE → {x.desired_lines} lines" for x in d
+        )
+        failed = sum(1 for h in self.health.values() if h.state is model.HealthState.FAILED)
+        return f"{lines}; {failed} trunk(s) in failover; {self.reconciles} reconcile(s)"
+
+    async def close(self) -> None:
+        if self._on_close is not None:
+            result = self._on_close()
+            if hasattr(result, "__await__"):
+                await result
+
+    # -- the reconcile -------------------------------------------------------------------
+
+    async def _load_trunk_bases(self) -> None:
+        tbs = await self.reader.trunk_bases()
+        self._trunk_bases = {tb.id: tb for tb in tbs}
+        self._names.update({tb.id: tb.name for tb in tbs})
+
+    async def run_once(
+        self, *, dry_run: bool, should_stop: Callable[[], bool] = lambda: False
+    ) -> Outcome | None:
+        """Read, plan and (unless ``dry_run``) apply; None when inputs are missing."""
+        started = time.monotonic()
+        wall = self.clock()
+        if not (self._health_seen and self._schedules_seen):
+            log.warning(
+                "Not planning yet: %s.",
+                "no health observation" if not self._health_seen else "no schedule snapshot",
+            )
+            return None
+        try:
+            routes = await self.reader.routes()
+            campaigns = await self.reader.campaigns()
+            if not self._trunk_bases or any(g.call_rate for g in self.cfg.groups):
+                await self._load_trunk_bases()
+        except errors.ApiError:
+            self.observer.observe_reconcile(time.monotonic() - started, False, wall)
+            raise
+        for route in routes:
+            self._names.update(_route_names(route))
+        snapshot = self.reader.snapshot()
+        settings = self.cfg.planner_settings()
+        plan = planner.plan(
+            settings=settings,
+            schedules=snapshot.schedules,
+            activity_codes=snapshot.activity_codes,
+            health_states=self.health,
+            trunk_bases=self._trunk_bases.values(),
+            routes=routes,
+            campaigns=campaigns,
+            now=int(wall),
+        )
+        self._observe_plan(plan, snapshot, wall)
+        report: applier_mod.Report | None = None
+        if not dry_run and plan.writes:
+            objects = applier_mod.Objects(
+                routes={r.id: r for r in routes},
+                campaigns={c.id: c for c in campaigns},
+                trunk_bases=self._trunk_bases,
+                names=self._names,
+            )
+            report = await self.applier.apply(
+                plan, objects, settings=settings, should_stop=should_stop
+            )
+            if report.applied and any(
+                w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
+            ):
+                await self._load_trunk_bases()  # versions moved on
+        ok = report is None or report.failed == 0
+        self.observer.observe_reconcile(time.monotonic() - started, ok, wall)
+        outcome = Outcome(plan=plan, report=report)
+        if not dry_run:
+            self.last = outcome
+            self.reconciles += 1
+        return outcome
+
+    def _observe_plan(
+        self, plan: model.Plan, snapshot: reader.ScheduleSnapshot, wall: float
+    ) -> None:
+        counts: dict[str, int] = {k.value: 0 for k in model.WriteKind}
+        for w in plan.writes:
+            counts[w.kind.value] += 1
+        self.observer.set_plan(counts)
+        for d in plan.decisions:
+            self.observer.observe_group(
+                d.group,
+                d.staffed_fte,
+                d.desired_lines,
+                dict(d.allocation),
+                d.shortfall,
+                dict(d.healthy),
+            )
+            log.info(
+                "Group %s: %.2f staffed FTE, %d line(s) demanded, allocated %s, shortfall %d.",
+                d.group,
+                d.staffed_fte,
+                d.desired_lines,
+                ", ".join(f"{self._names.get(tb, tb)}={n}" for tb, n in d.allocation) or "none",
+                d.shortfall,
+                extra={"group": d.group, "shortfall": d.shortfall},
+            )
+            if d.shortfall:
+                log.warning(
+                    "Group %s is short of %d line(s): healthy trunks cannot carry the demand.",
+                    d.group,
+                    d.shortfall,
+                    extra={"group": d.group},
+                )
+        for bu, at in snapshot.fetched_at.items():
+            if at:
+                self.observer.set_snapshot_age(bu, max(0.0, wall - at))
+
+
+def _state(h: model.TrunkHealth | None) -> model.HealthState:
+    return model.HealthState.HEALTHY if h is None else h.state
+
+
+def _route_names(route: model.Route) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for entry in orjson.loads(route.raw).get("externalTrunkBases") or ():
+        if isinstance(entry, dict) and "id" in entry and "name" in entry:
+            out[str(entry["id"])] = str(entry["name"])
+    return out

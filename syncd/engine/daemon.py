@@ -1,0 +1,275 @@
+"""The daemon's lifecycle: timers, signals, reload, systemd notification, structured concurrency.
+
+It owns *when* things happen, never *what* they do: the work itself (health poll, schedule
+refresh, reconcile, reload) is a ``Work`` object's (``engine.cycle``). APScheduler's
+``AsyncIOScheduler`` only fires timers, which set events; long-lived named tasks in one
+``asyncio.TaskGroup`` do the work, so every task has an owner and a task that dies unexpectedly
+ends the daemon. Signal handlers only set flags. A reconcile never runs twice at once: triggers
+that arrive while one runs coalesce into a single follow-up run.
+
+SIGTERM/SIGINT: start nothing new, drain in-flight writes within ``drain_timeout_s``,
+``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``, read and validate the file, swap the whole
+configuration or keep the old one and say why (log + metrics), ``READY=1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import signal
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from syncd import config as config_mod
+from syncd import errors
+from syncd.obs import sdnotify
+
+log = logging.getLogger(__name__)
+
+
+class Work(Protocol):
+    """What the daemon drives; ``engine.cycle.Engine`` is the real one, tests use fakes."""
+
+    async def start(self) -> None:
+        """Read what the first reconcile needs (reference data, health, schedules)."""
+        ...
+
+    async def poll_health(self) -> bool:
+        """Poll trunk health; True when a trunk's failover state changed (reconcile now)."""
+        ...
+
+    async def refresh_schedules(self) -> bool:
+        """Refresh schedules if they changed; True when the staffing input changed."""
+        ...
+
+    async def reconcile(self, *, should_stop: Callable[[], bool]) -> None: ...
+    def apply_config(self, cfg: config_mod.Config) -> None: ...
+    def observe_reload(self, *, ok: bool, now: float) -> None: ...
+    def status_line(self) -> str: ...
+    async def close(self) -> None: ...
+
+
+def first_reconcile_after(now: float, interval_s: float, lead_time_s: float) -> float:
+    """The next instant that is an interval boundary minus the lead time, strictly after now."""
+    k = (now + lead_time_s) // interval_s + 1
+    return k * interval_s - lead_time_s
+
+
+class Daemon:
+    def __init__(
+        self,
+        *,
+        config_path: str,
+        config: config_mod.Config,
+        work: Work,
+        drain_timeout_s: float = 20.0,
+        load_config: Callable[[str], config_mod.Config] = config_mod.load,
+    ) -> None:
+        self.config_path = config_path
+        self.config = config
+        self.work = work
+        self.drain_timeout_s = drain_timeout_s
+        self._load_config = load_config
+        self._stop = asyncio.Event()
+        self._reload_requested = False
+        self._wake_control = asyncio.Event()
+        self._health_due = asyncio.Event()
+        self._refresh_due = asyncio.Event()
+        self._reconcile_due = asyncio.Event()
+        self._scheduler: AsyncIOScheduler | None = None
+        self.exit_code = 0
+
+    # -- signals: flags only ---------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        self._stop.set()
+        self._wake_control.set()
+
+    def request_reload(self) -> None:
+        self._reload_requested = True
+        self._wake_control.set()
+
+    def trigger_reconcile(self) -> None:
+        self._reconcile_due.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _schedule(self) -> None:
+        health_s = self.config.health.poll_s
+        refresh_s = self.config.schedule.refresh_s
+        interval_s = self.config.schedule.interval_minutes * 60.0
+        lead_s = self.config.schedule.lead_time_s
+        if self._scheduler is None:
+            self._scheduler = AsyncIOScheduler(timezone=dt.UTC)
+            self._scheduler.start()
+        sch = self._scheduler
+        now = time.time()
+        start = dt.datetime.fromtimestamp(first_reconcile_after(now, interval_s, lead_s), tz=dt.UTC)
+        common = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        sch.add_job(
+            self._health_due.set,
+            IntervalTrigger(seconds=health_s, timezone=dt.UTC),
+            id="health-poll",
+            **common,
+        )
+        sch.add_job(
+            self._refresh_due.set,
+            IntervalTrigger(seconds=refresh_s, timezone=dt.UTC),
+            id="schedule-refresh",
+            **common,
+        )
+        sch.add_job(
+            self._reconcile_due.set,
+            IntervalTrigger(seconds=interval_s, start_date=start, timezone=dt.UTC),
+            id="reconcile",
+            **common,
+        )
+        log.info(
+            "Timers set: health poll every %.0f s, schedule refresh every %.0f s, reconcile at"
+            " interval boundaries minus %.0f s lead time, next at %s.",
+            health_s,
+            refresh_s,
+            lead_s,
+            start.isoformat(),
+        )
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    async def _wait(self, event: asyncio.Event) -> bool:
+        """Wait for ``event`` or stop; True when the event fired and we are not stopping."""
+        if not event.is_set():
+            stop = asyncio.ensure_future(self._stop.wait())
+            ev = asyncio.ensure_future(event.wait())
+            try:
+                await asyncio.wait({stop, ev}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+                ev.cancel()
+        event.clear()
+        return not self.stopping
+
+    async def _health_loop(self) -> None:
+        while await self._wait(self._health_due):
+            try:
+                if await self.work.poll_health():
+                    self.trigger_reconcile()
+            except errors.SyncdError as exc:
+                log.warning("Health poll failed; the last known health stands: %s", exc)
+
+    async def _refresh_loop(self) -> None:
+        while await self._wait(self._refresh_due):
+            try:
+                if await self.work.refresh_schedules():
+                    self.trigger_reconcile()
+            except errors.SyncdError as exc:
+                log.warning("Schedule refresh failed; the last snapshot stands: %s", exc)
+
+    async def _reconcile_loop(self) -> None:
+        # One task does every reconcile, so two never overlap; triggers during a run set the
+        # event again and coalesce into one follow-up run.
+        while await self._wait(self._reconcile_due):
+            try:
+                await self.work.reconcile(should_stop=lambda: self.stopping)
+            except errors.SyncdError as exc:
+                log.warning("Reconcile failed; the next trigger tries again: %s", exc)
+            sdnotify.status(self.work.status_line())
+
+    async def _watchdog_loop(self) -> None:
+        # Pings come from the event loop itself: a stalled loop stops them and systemd restarts.
+        interval = sdnotify.watchdog_interval_s()
+        if interval is None:
+            await self._stop.wait()
+            return
+        while not self.stopping:
+            sdnotify.watchdog()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=interval / 2)
+
+    async def _reload(self) -> None:
+        sdnotify.reloading()
+        now = time.time()
+        try:
+            new = self._load_config(self.config_path)
+        except errors.ConfigError as exc:
+            log.error(
+                "Reload refused, the running configuration stays: %s",
+                "; ".join(exc.problems),
+                extra={"problems": list(exc.problems)},
+            )
+            self.work.observe_reload(ok=False, now=now)
+        except OSError as exc:
+            log.error("Reload refused, the configuration file could not be read: %s", exc)
+            self.work.observe_reload(ok=False, now=now)
+        else:
+            self.config = new
+            self.work.apply_config(new)
+            self._schedule()
+            self.work.observe_reload(ok=True, now=now)
+            log.info("Configuration reloaded from %s.", self.config_path)
+            self.trigger_reconcile()
+            self._refresh_due.set()
+        sdnotify.ready()
+
+    async def _control_loop(self, tasks: dict[str, asyncio.Task[None]]) -> None:
+        while True:
+            await self._wake_control.wait()
+            self._wake_control.clear()
+            if self.stopping:
+                break
+            if self._reload_requested:
+                self._reload_requested = False
+                await self._reload()
+        sdnotify.stopping()
+        log.info("Stopping: nothing new starts; in-flight writes get %.0f s.", self.drain_timeout_s)
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+        for name in ("health", "refresh"):
+            tasks[name].cancel()
+        reconcile = tasks["reconcile"]
+        done, _ = await asyncio.wait({reconcile}, timeout=self.drain_timeout_s)
+        if not done:
+            log.error(
+                "In-flight writes did not finish within %.0f s; abandoning them.",
+                self.drain_timeout_s,
+            )
+            reconcile.cancel()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        try:
+            await self.work.start()
+            self._schedule()
+            sdnotify.ready()
+            sdnotify.status(self.work.status_line())
+            log.info("syncd is running.")
+            # start() read health and schedules; reconcile at once rather than at the boundary.
+            self._reconcile_due.set()
+            async with asyncio.TaskGroup() as tg:
+                tasks: dict[str, asyncio.Task[None]] = {
+                    "health": tg.create_task(self._health_loop(), name="health"),
+                    "refresh": tg.create_task(self._refresh_loop(), name="schedule-refresh"),
+                    "reconcile": tg.create_task(self._reconcile_loop(), name="reconcile"),
+                    "watchdog": tg.create_task(self._watchdog_loop(), name="watchdog"),
+                }
+                tg.create_task(self._control_loop(tasks), name="control")
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+            if self._scheduler is not None and self._scheduler.running:
+                self._scheduler.shutdown(wait=False)
+            await self.work.close()
+        log.info("syncd stopped.")
+        return self.exit_code

@@ -1,0 +1,213 @@
+"""Assembling the daemon from a configuration: transport, API, state, metrics, logs, engine.
+
+``run_daemon`` is ``syncd run``; ``run_once`` is ``syncd once``. ``open_engine`` is the shared
+assembly (also used by the demo). Exit codes: 0, 1 (runtime failure), 78 (configuration).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from aiohttp import web
+
+import syncd
+from syncd import config as config_mod
+from syncd import errors
+from syncd.core import model, pacing, planner
+from syncd.engine import cycle, daemon, state
+from syncd.genesys import api as api_mod
+from syncd.genesys import auth, regions, transport
+from syncd.obs import logs, metrics
+
+log = logging.getLogger(__name__)
+
+EX_OK = 0
+EX_FAILURE = 1
+EX_CONFIG = 78
+
+# Endpoint templates the engine calls, pre-initialised in the metrics so rates read 0.
+ENDPOINTS = (
+    ("GET", api_mod.TRUNKS),
+    ("GET", api_mod.SITE_ROUTES),
+    ("GET", api_mod.SITE_ROUTE),
+    ("PUT", api_mod.SITE_ROUTE),
+    ("GET", api_mod.CAMPAIGNS),
+    ("GET", api_mod.CAMPAIGN),
+    ("PATCH", api_mod.CAMPAIGN),
+    ("GET", api_mod.TRUNK_BASES),
+    ("GET", api_mod.TRUNK_BASE),
+    ("PUT", api_mod.TRUNK_BASE),
+    ("GET", api_mod.BU + "/weeks/{weekId}/schedules"),
+    ("POST", api_mod.SCHEDULE + "/agentschedules/query"),
+)
+
+
+@dataclass(slots=True)
+class Assembly:
+    """The parts of one running engine, for the daemon, ``once`` and the demo."""
+
+    cfg: config_mod.Config
+    engine: cycle.Engine
+    metrics: metrics.Metrics
+    transport: transport.Transport
+    store: state.StateStore
+
+
+def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
+    """Resolve every secret of the pool (``ConfigError`` when one is missing); register each with
+    the log redactor before it can reach any log line."""
+    out = []
+    for i, cred in enumerate(cfg.org.credentials):
+        try:
+            secret = config_mod.resolve_secret(cred)
+        except errors.ConfigError as exc:
+            where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
+            raise errors.ConfigError([f"{where}: {p}" for p in exc.problems]) from None
+        logs.register_secret(secret)
+        out.append(auth.Credentials(client_id=cred.client_id, client_secret=auth.Secret(secret)))
+    return out
+
+
+def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[str, ...]) -> None:
+    m.configure(
+        groups={g.name: [t.trunk_base_id for t in g.trunks] for g in cfg.groups},
+        business_units=list(cfg.schedule.business_units),
+        tokens=list(labels),
+        kinds=[k.value for k in model.WriteKind],
+        endpoints=list(ENDPOINTS),
+        quota_per_minute=cfg.rate_limit.requests_per_minute,
+        max_retry_after_s=cfg.rate_limit.max_retry_after_s,
+    )
+
+
+class _EngineMetrics(cycle.Engine):
+    """The engine, re-initialising metric label sets when a reload changes groups or trunks."""
+
+    def __init__(
+        self, *args: object, metrics_: metrics.Metrics, labels: tuple[str, ...], **kw: object
+    ) -> None:
+        super().__init__(*args, **kw)  # type: ignore[arg-type]
+        self._metrics = metrics_
+        self._labels = labels
+
+    def apply_config(self, cfg: config_mod.Config) -> None:
+        super().apply_config(cfg)
+        configure_metrics(self._metrics, cfg, self._labels)
+
+
+@contextlib.asynccontextmanager
+async def open_engine(
+    cfg: config_mod.Config, *, m: metrics.Metrics | None = None
+) -> AsyncIterator[Assembly]:
+    """Build the transport, API client, state store and engine for ``cfg``; close them after."""
+    m = m or metrics.Metrics(version=syncd.__version__)
+    endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
+    tr = transport.Transport.create(
+        endpoints,
+        credentials_of(cfg),
+        pacing_config=pacing.PacingConfig(quota=cfg.rate_limit.requests_per_minute, window_s=60.0),
+        config=transport.TransportConfig(
+            total_timeout_s=cfg.rate_limit.timeout_s,
+            read_timeout_s=cfg.rate_limit.timeout_s,
+            max_attempts=cfg.rate_limit.max_attempts,
+            max_retry_after_s=float(cfg.rate_limit.max_retry_after_s),
+            retry_budget_ratio=cfg.rate_limit.retry_budget,
+        ),
+        hook=m.on_request,
+        observer=m,
+    )
+    store = state.StateStore(cfg.state_path)
+    labels = tr.pool.labels
+    configure_metrics(m, cfg, labels)
+    engine = _EngineMetrics(
+        cfg,
+        api=api_mod.GenesysApi(tr),
+        store=store,
+        observer=m,
+        metrics_=m,
+        labels=labels,
+    )
+    try:
+        yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store)
+    finally:
+        await tr.close()
+        store.close()
+
+
+def _load(path: str) -> config_mod.Config | int:
+    try:
+        return config_mod.load(path)
+    except errors.ConfigError as exc:
+        log.error("The configuration %s is invalid: %s", path, "; ".join(exc.problems))
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
+    except OSError as exc:
+        log.error("The configuration %s cannot be read: %s", path, exc.strerror)
+        return EX_CONFIG
+
+
+async def run_daemon(path: str) -> int:
+    """``syncd run``: the long-running service."""
+    logs.setup_logging()
+    faulthandler.enable()  # a watchdog kill shows where the loop was stuck
+    loaded = _load(path)
+    if isinstance(loaded, int):
+        return loaded
+    cfg = loaded
+    m = metrics.Metrics(version=syncd.__version__)
+    host, _, port = cfg.metrics.listen.rpartition(":")
+    try:
+        runner: web.AppRunner = await metrics.start_server(
+            m, host=host.strip("[]") or "127.0.0.1", port=int(port)
+        )
+    except OSError as exc:
+        log.error("Cannot serve metrics on %s: %s", cfg.metrics.listen, exc.strerror)
+        return EX_FAILURE
+    try:
+        async with open_engine(cfg, m=m) as asm:
+            d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine)
+            return await d.run()
+    except errors.ConfigError as exc:
+        log.error("Cannot start: %s", "; ".join(exc.problems))
+        return EX_CONFIG
+    finally:
+        await runner.cleanup()
+
+
+async def run_once(path: str, *, dry_run: bool) -> int:
+    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
+    logs.setup_logging(stream=sys.stderr)
+    loaded = _load(path)
+    if isinstance(loaded, int):
+        return loaded
+    try:
+        async with open_engine(loaded) as asm:
+            await asm.engine.start()
+            started = time.time()
+            outcome = await asm.engine.run_once(dry_run=dry_run)
+    except errors.ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return EX_CONFIG
+    except errors.ApiError as exc:
+        print(f"syncd once: {exc}", file=sys.stderr)
+        return EX_FAILURE
+    if outcome is None:
+        print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
+        return EX_FAILURE
+    print(planner.format_plan(outcome.plan))
+    if dry_run:
+        print("(dry run: nothing written)")
+    elif outcome.report is not None:
+        r = outcome.report
+        print(
+            f"applied {r.applied}, failed {r.failed}, superseded {r.superseded}, "
+            f"conflicts {r.conflicts} in {time.time() - started:.1f} s"
+        )
+        return EX_OK if r.failed == 0 else EX_FAILURE
+    return EX_OK
