@@ -107,7 +107,7 @@ def _routes_without(sim: Any, cfg: config_mod.Config, group: str, tb: str) -> bo
 
 def _spend(sim: Any, now: float) -> int:
     """Requests the simulator saw in the last quota window (what the quota is measured on)."""
-    return sum(1 for e in sim.log if now - e.clock <= QUOTA_WINDOW_S and e.token is not None)
+    return sum(1 for e in sim.log if now - e.t <= QUOTA_WINDOW_S and e.token is not None)
 
 
 class View:

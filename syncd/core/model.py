@@ -215,6 +215,10 @@ class GroupDecision:
     allocation: tuple[tuple[str, int], ...]  # (trunk_base_id, lines), in priority order
     shortfall: int
     healthy: tuple[tuple[str, bool], ...]  # (trunk_base_id, healthy)
+    # Lines actually handed out: demand, or the current total when within the hysteresis band,
+    # capped by healthy capacity; campaign line counts sum to this.
+    allocated_lines: int = 0
+    failover_driven: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

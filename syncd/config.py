@@ -1,0 +1,403 @@
+"""Configuration: a TOML file → one frozen ``Config`` snapshot, every error at once.
+
+Role: parse (tomllib), validate (pydantic v2 models, ``extra="forbid"``, frozen) and cross-check
+the operator's file; report every problem with its key path (``groups[1].trunks[0].capacity:
+…``), TOML syntax errors with line and column, as one ``errors.ConfigError``. Convert the groups
+into the planner's core-level values (``Config.planner_settings()``).
+
+Secrets never live in the file: the file names a systemd credential
+(``$CREDENTIALS_DIRECTORY/<name>``) or an environment variable; ``resolve_secret`` reads it
+separately, so ``check-config`` can verify it is reachable. This module must not log secrets,
+touch the network, or import the engine.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from syncd import errors
+from syncd.core import allocation, planner
+
+# FACTS.md §2 (SDK269 PureCloudRegionHosts); the login host is the API host with api. → login.
+REGIONS: dict[str, str] = {
+    "us_east_1": "https://api.mypurecloud.com",
+    "eu_west_1": "https://api.mypurecloud.ie",
+    "ap_southeast_2": "https://api.mypurecloud.com.au",
+    "ap_northeast_1": "https://api.mypurecloud.jp",
+    "eu_central_1": "https://api.mypurecloud.de",
+    "us_west_2": "https://api.usw2.pure.cloud",
+    "ca_central_1": "https://api.cac1.pure.cloud",
+    "ap_northeast_2": "https://api.apne2.pure.cloud",
+    "eu_west_2": "https://api.euw2.pure.cloud",
+    "ap_south_1": "https://api.aps1.pure.cloud",
+    "us_east_2": "https://api.use2.us-gov-pure.cloud",
+    "sa_east_1": "https://api.sae1.pure.cloud",
+    "me_central_1": "https://api.mec1.pure.cloud",
+    "ap_northeast_3": "https://api.apne3.pure.cloud",
+    "eu_central_2": "https://api.euc2.pure.cloud",
+    "mx_central_1": "https://api.mxc1.pure.cloud",
+    "ap_southeast_1": "https://api.apse1.pure.cloud",
+    "eusc_de_east_1": "https://api.edee1.eusc-pure.cloud",
+}
+
+# Scalars are strict (TOML is typed: "20" where a number belongs is a mistake to report);
+# arrays are lax so TOML arrays become tuples.
+PositiveInt = Annotated[int, Field(gt=0, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+Name = Annotated[str, Field(min_length=1, strict=True)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Credential(_Model):
+    """One client-credentials pair; the secret is named, never written here."""
+
+    client_id: Name
+    secret_credential: Name | None = None  # file name under $CREDENTIALS_DIRECTORY
+    secret_env: Name | None = None  # environment variable holding the secret
+
+    @model_validator(mode="after")
+    def _one_secret_source(self) -> Credential:
+        if (self.secret_credential is None) == (self.secret_env is None):
+            raise ValueError("set exactly one of secret_credential or secret_env")
+        return self
+
+
+class Org(_Model):
+    region: Literal[tuple(REGIONS)] | None = None  # type: ignore[valid-type]
+    api_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
+    login_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
+    client_id: Name
+    secret_credential: Name | None = None
+    secret_env: Name | None = None
+    # Extra tokens, each with its own rate budget (DOMAIN.md: the API budget).
+    token_pool: tuple[Credential, ...] = ()
+
+    @model_validator(mode="after")
+    def _where(self) -> Org:
+        if self.region is None and (self.api_url is None or self.login_url is None):
+            raise ValueError("set region, or both api_url and login_url")
+        if self.region is not None and (self.api_url is not None or self.login_url is not None):
+            raise ValueError("set region or api_url/login_url, not both")
+        if (self.secret_credential is None) == (self.secret_env is None):
+            raise ValueError("set exactly one of secret_credential or secret_env")
+        return self
+
+    @property
+    def api_base(self) -> str:
+        return self.api_url.rstrip("/") if self.api_url else REGIONS[str(self.region)]
+
+    @property
+    def login_base(self) -> str:
+        if self.login_url:
+            return self.login_url.rstrip("/")
+        return REGIONS[str(self.region)].replace("//api.", "//login.", 1)
+
+    @property
+    def credentials(self) -> tuple[Credential, ...]:
+        """The main credential first, then the pool."""
+        main = Credential(
+            client_id=self.client_id,
+            secret_credential=self.secret_credential,
+            secret_env=self.secret_env,
+        )
+        return (main, *self.token_pool)
+
+
+class RateLimit(_Model):
+    requests_per_minute: PositiveInt = 300
+    max_retry_after_s: PositiveInt = 60
+    # Retries may add at most this fraction of the first tries (a retry budget, not a count).
+    retry_budget: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.2
+    max_attempts: PositiveInt = 5
+    timeout_s: Annotated[float, Field(gt=0, strict=True)] = 30.0
+
+
+class Schedule(_Model):
+    business_units: tuple[Name, ...] = Field(min_length=1)
+    interval_minutes: Annotated[int, Field(gt=0, le=60, strict=True)] = 15
+    horizon_hours: PositiveInt = 24
+    lead_time_s: NonNegInt = 120
+    staffed_categories: tuple[
+        Literal[
+            "OnQueueWork",
+            "Break",
+            "Meal",
+            "Meeting",
+            "OffQueueWork",
+            "TimeOff",
+            "Training",
+            "Unavailable",
+        ],
+        ...,
+    ] = Field(default=("OnQueueWork",), min_length=1)
+    mode: Literal["auto", "poll", "export"] = "auto"
+    refresh_s: PositiveInt = 300
+
+    @model_validator(mode="after")
+    def _interval_divides_hour(self) -> Schedule:
+        if 60 % self.interval_minutes:
+            raise ValueError("interval_minutes must divide 60")
+        return self
+
+
+class Health(_Model):
+    poll_s: PositiveInt = 15
+    hold_down_s: NonNegInt = 120
+
+
+class Metrics(_Model):
+    listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
+
+
+class CampaignRef(_Model):
+    id: Name
+    weight: Annotated[float, Field(gt=0, strict=True)] = 1.0
+
+
+class RouteRef(_Model):
+    site_id: Name
+    id: Name
+
+
+class Trunk(_Model):
+    trunk_base_id: Name
+    capacity: PositiveInt
+    priority: NonNegInt = 1
+
+
+class CallRate(_Model):
+    property: Name = "trunk_maxCallRate"
+    per_line: Annotated[float, Field(gt=0, strict=True)]
+    period_s: PositiveInt = 5
+    minimum: PositiveInt = 1
+
+
+class Group(_Model):
+    name: Name
+    management_units: tuple[Name, ...] = Field(min_length=1)
+    campaigns: tuple[CampaignRef, ...] = ()
+    routes: tuple[RouteRef, ...] = ()
+    trunks: tuple[Trunk, ...] = Field(min_length=1)
+    lines_per_agent: Annotated[float, Field(gt=0, strict=True)]
+    min_lines: NonNegInt = 0
+    max_lines: PositiveInt
+    hysteresis: NonNegInt = 0
+    call_rate: CallRate | None = None
+    failed_trunks: Literal["remove", "last"] = "remove"
+
+    def spec(self) -> planner.GroupSpec:
+        return planner.GroupSpec(
+            name=self.name,
+            management_units=self.management_units,
+            campaigns=tuple(planner.CampaignSpec(id=c.id, weight=c.weight) for c in self.campaigns),
+            routes=tuple(planner.RouteSpec(site_id=r.site_id, id=r.id) for r in self.routes),
+            trunks=tuple(
+                allocation.TrunkSpec(
+                    trunk_base_id=t.trunk_base_id, capacity=t.capacity, priority=t.priority
+                )
+                for t in self.trunks
+            ),
+            lines_per_agent=self.lines_per_agent,
+            min_lines=self.min_lines,
+            max_lines=self.max_lines,
+            hysteresis=self.hysteresis,
+            call_rate=None
+            if self.call_rate is None
+            else planner.CallRateSpec(
+                property=self.call_rate.property,
+                per_line=self.call_rate.per_line,
+                period_s=self.call_rate.period_s,
+                minimum=self.call_rate.minimum,
+            ),
+            failed_trunks=planner.FailedTrunks(self.failed_trunks),
+        )
+
+
+class Config(_Model):
+    """The whole configuration snapshot; replaced as a whole on reload, never mutated."""
+
+    state_path: Name = "/var/lib/syncd/state.sqlite3"
+    org: Org
+    rate_limit: RateLimit = RateLimit()
+    schedule: Schedule
+    health: Health = Health()
+    metrics: Metrics = Metrics()
+    groups: tuple[Group, ...] = Field(min_length=1)
+
+    def planner_settings(self) -> planner.PlannerSettings:
+        return planner.PlannerSettings(
+            groups=tuple(g.spec() for g in self.groups),
+            interval_s=self.schedule.interval_minutes * 60,
+            lead_time_s=self.schedule.lead_time_s,
+            staffed_categories=tuple(self.schedule.staffed_categories),
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------------
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not part.startswith(("function-", "literal[", "tagged-union[")):
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _message(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    ctx = err.get("ctx") or {}
+    bounds = {"greater_than": ">", "greater_than_equal": ">=", "less_than_equal": "<="}
+    if kind in bounds:
+        limit = next(iter(ctx.values()), "?")
+        return f"must be {bounds[kind]} {limit}, got {err.get('input')!r}"
+    msg = str(err.get("msg", "invalid"))
+    return msg.removeprefix("Value error, ")
+
+
+def _cross_checks(data: Any) -> list[str]:
+    """Checks across groups, on the raw data so they run even when a field elsewhere is bad."""
+    problems: list[str] = []
+    groups = data.get("groups") if isinstance(data, dict) else None
+    if not isinstance(groups, list):
+        return problems
+    names: dict[str, int] = {}
+    trunk_owner: dict[str, str] = {}
+    campaign_owner: dict[str, str] = {}
+    for gi, group in enumerate(groups):
+        if not isinstance(group, dict):
+            continue
+        here = f"groups[{gi}]"
+        name = group.get("name")
+        if isinstance(name, str):
+            if name in names:
+                problems.append(
+                    f"{here}.name: duplicate group name {name!r} (groups[{names[name]}])"
+                )
+            names.setdefault(name, gi)
+        lo, hi = group.get("min_lines"), group.get("max_lines")
+        if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
+            problems.append(f"{here}.min_lines: {lo} is greater than max_lines {hi}")
+        for ti, trunk in enumerate(group.get("trunks") or []):
+            tb = trunk.get("trunk_base_id") if isinstance(trunk, dict) else None
+            if isinstance(tb, str):
+                if tb in trunk_owner:
+                    problems.append(
+                        f"{here}.trunks[{ti}].trunk_base_id: {tb} already belongs to "
+                        f"{trunk_owner[tb]} (a trunk belongs to one group)"
+                    )
+                trunk_owner.setdefault(tb, f"{here}.trunks[{ti}]")
+        for ci, camp in enumerate(group.get("campaigns") or []):
+            cid = camp.get("id") if isinstance(camp, dict) else None
+            if isinstance(cid, str):
+                if cid in campaign_owner:
+                    problems.append(
+                        f"{here}.campaigns[{ci}].id: {cid} already belongs to "
+                        f"{campaign_owner[cid]} (a campaign belongs to one group)"
+                    )
+                campaign_owner.setdefault(cid, f"{here}.campaigns[{ci}]")
+    return problems
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    """Validate TOML text; raises ``errors.ConfigError`` listing every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message ends with "(at line L, column C)".
+        raise errors.ConfigError([f"{source}: TOML syntax error: {exc}"]) from exc
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data)
+    except pydantic.ValidationError as exc:
+        found = exc.errors()
+        locs = [tuple(e["loc"]) for e in found]
+        for e in found:
+            loc = tuple(e["loc"])
+            # A list whose items failed is also "too short" after validation: noise, drop it.
+            if e["type"] == "too_short" and any(o[: len(loc)] == loc and o != loc for o in locs):
+                continue
+            problems.append(f"{_path(loc)}: {_message(e)}")
+    problems.extend(_cross_checks(data))
+    if problems or config is None:
+        raise errors.ConfigError(problems)
+    return config
+
+
+def load(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a file (``OSError`` when it cannot be read)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse(text, source=str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets
+# --------------------------------------------------------------------------------------------
+
+
+def resolve_secret(cred: Credential, environ: Mapping[str, str] | None = None) -> str:
+    """The client secret of one credential, from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd) or
+    the named environment variable; ``errors.ConfigError`` (without the value) when absent."""
+    env = os.environ if environ is None else environ
+    if cred.secret_env is not None:
+        value = env.get(cred.secret_env, "")
+        if not value:
+            raise errors.ConfigError(
+                [
+                    f"secret of client {cred.client_id}: "
+                    f"environment variable {cred.secret_env} is not set"
+                ]
+            )
+        return value
+    directory = env.get("CREDENTIALS_DIRECTORY", "")
+    if not directory:
+        raise errors.ConfigError(
+            [
+                f"secret of client {cred.client_id}: CREDENTIALS_DIRECTORY is not set "
+                f"(run under systemd with LoadCredential={cred.secret_credential})"
+            ]
+        )
+    try:
+        value = (Path(directory) / str(cred.secret_credential)).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise errors.ConfigError(
+            [
+                f"secret of client {cred.client_id}: "
+                f"cannot read credential {cred.secret_credential}: {exc.strerror}"
+            ]
+        ) from exc
+    if not value:
+        raise errors.ConfigError([f"secret of client {cred.client_id}: credential is empty"])
+    return value
+
+
+def check_secrets(config: Config, environ: Mapping[str, str] | None = None) -> None:
+    """Every secret of the token pool reachable, or one ``ConfigError`` listing the others."""
+    problems: list[str] = []
+    for i, cred in enumerate(config.org.credentials):
+        try:
+            resolve_secret(cred, environ)
+        except errors.ConfigError as exc:
+            where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
+            problems.extend(f"{where}: {p}" for p in exc.problems)
+    if problems:
+        raise errors.ConfigError(problems)

@@ -1,0 +1,442 @@
+"""The planner: desired routing state per group, and the minimal ordered plan to reach it.
+
+Role (DOMAIN.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
+group: staffed FTE → demanded lines → allocation over healthy trunks → desired route order,
+campaign line counts and (opt-in) call-rate property; then a diff against what was read, giving
+writes only where an owned value really differs (line counts only beyond the hysteresis band,
+unless a failover drives them), each with a priority.
+
+Group settings come in as core-level ``GroupSpec``/``PlannerSettings`` values (``syncd.config``
+converts into them; core must not import config). Pure: ``now`` is a parameter; it must not
+read clocks, log, do I/O, or render request bodies (that is ``wire``).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+from syncd.core import allocation, health, model, staffing
+
+# fte × lines_per_agent computed in floats can land a hair above a whole number
+# (3 × 0.1 × 10 = 3.0000000000000004); that must not cost an extra line.
+_CEIL_SLACK = 1e-9
+
+
+class FailedTrunks(enum.StrEnum):
+    """What a route does with a failed trunk of the group: drop it, or keep it at the end."""
+
+    REMOVE = "remove"
+    LAST = "last"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CampaignSpec:
+    id: str
+    weight: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RouteSpec:
+    site_id: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRateSpec:
+    """Keep a trunk base property (``trunk_maxCallRate``, format ``"<calls>/<period>s"``) in step
+    with the trunk's allocated lines: ``max(minimum, ceil(lines × per_line))`` calls per period."""
+
+    property: str = "trunk_maxCallRate"
+    per_line: float
+    period_s: int = 5
+    minimum: int = 1
+
+    def value(self, lines: int) -> str:
+        calls = max(self.minimum, math.ceil(lines * self.per_line - _CEIL_SLACK))
+        return f"{calls}/{self.period_s}s"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GroupSpec:
+    """A group ties staffing to capacity (DOMAIN.md, Configuration)."""
+
+    name: str
+    management_units: tuple[str, ...]
+    campaigns: tuple[CampaignSpec, ...]
+    routes: tuple[RouteSpec, ...]
+    trunks: tuple[allocation.TrunkSpec, ...]
+    lines_per_agent: float
+    min_lines: int
+    max_lines: int
+    hysteresis: int = 0
+    call_rate: CallRateSpec | None = None
+    failed_trunks: FailedTrunks = FailedTrunks.REMOVE
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlannerSettings:
+    groups: tuple[GroupSpec, ...]
+    interval_s: int = 900
+    lead_time_s: int = 0
+    staffed_categories: tuple[str, ...] = ("OnQueueWork",)
+
+
+def target_interval(now: int, settings: PlannerSettings) -> tuple[int, int]:
+    """``[start, end)`` of the planning interval current at ``now + lead_time``."""
+    start = staffing.interval_start(now + settings.lead_time_s, settings.interval_s)
+    return start, start + settings.interval_s
+
+
+def demand(fte: float, group: GroupSpec) -> int:
+    """``clamp(ceil(fte × lines_per_agent), min_lines, max_lines)``."""
+    raw = math.ceil(fte * group.lines_per_agent - _CEIL_SLACK)
+    return max(group.min_lines, min(group.max_lines, raw))
+
+
+# --------------------------------------------------------------------------------------------
+# Desired state per group
+# --------------------------------------------------------------------------------------------
+
+
+def _decide(
+    group: GroupSpec,
+    *,
+    fte: float,
+    interval_start: int,
+    healthy: Mapping[str, bool],
+    campaigns: Mapping[str, model.Campaign],
+) -> model.GroupDecision:
+    lines = demand(fte, group)
+    healthy_capacity = sum(t.capacity for t in group.trunks if healthy[t.trunk_base_id])
+    any_failed = not all(healthy[t.trunk_base_id] for t in group.trunks)
+    present = [campaigns[c.id] for c in group.campaigns if c.id in campaigns]
+    counts = [c.outbound_line_count for c in present]
+    actual_total = sum(n for n in counts if n is not None) if None not in counts else None
+    # Failover-driven: campaigns dial more lines than the surviving trunks carry. Then the cut is
+    # written at once, whatever the hysteresis band.
+    failover_driven = any_failed and actual_total is not None and actual_total > healthy_capacity
+    effective = lines
+    if (
+        not failover_driven
+        and actual_total is not None
+        and present
+        and abs(lines - actual_total) <= group.hysteresis
+    ):
+        # Within the band the current total stands, so allocation, campaigns and call rates
+        # all agree with what is dialling now, and nothing flaps.
+        effective = max(group.min_lines, min(group.max_lines, actual_total))
+    alloc = allocation.allocate(effective, group.trunks, healthy)
+    return model.GroupDecision(
+        group=group.name,
+        interval_start=interval_start,
+        staffed_fte=fte,
+        desired_lines=lines,
+        allocation=alloc.lines,
+        shortfall=max(0, lines - healthy_capacity),
+        healthy=tuple((tb_id, healthy[tb_id]) for tb_id, _ in alloc.lines),
+        allocated_lines=alloc.total,
+        failover_driven=failover_driven,
+    )
+
+
+def _group_sequence(group: GroupSpec, decision: model.GroupDecision) -> tuple[str, ...]:
+    """The group's trunks as the route should list them: healthy with lines (priority order),
+    healthy standby, then failed ones if configured to stay last."""
+    healthy = dict(decision.healthy)
+    active = [tb for tb, n in decision.allocation if n > 0 and healthy[tb]]
+    standby = [tb for tb, n in decision.allocation if n == 0 and healthy[tb]]
+    failed = [tb for tb, _ in decision.allocation if not healthy[tb]]
+    if group.failed_trunks is FailedTrunks.LAST:
+        return (*active, *standby, *failed)
+    return (*active, *standby)
+
+
+def _merge(
+    order: tuple[str, ...], managed: frozenset[str], sequence: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Put ``sequence`` into the slots the group's trunks hold in ``order``; trunk bases the
+    group does not manage keep their place. Extra trunks go right after the group's last slot
+    (at the end when it has none); surplus slots are dropped."""
+    slots = [i for i, tb in enumerate(order) if tb in managed]
+    if not slots:
+        return order + sequence
+    out: list[str] = []
+    it = iter(sequence)
+    last = slots[-1]
+    for i, tb in enumerate(order):
+        if tb not in managed:
+            out.append(tb)
+        elif i == last:
+            out.extend(it)
+        else:
+            nxt = next(it, None)
+            if nxt is not None:
+                out.append(nxt)
+    return tuple(out)
+
+
+def _desired_route(
+    route: model.Route,
+    settings: PlannerSettings,
+    decisions: Mapping[str, model.GroupDecision],
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(desired order, failed trunks of the groups involved); groups listing the route are
+    applied in configuration order, each touching only its own trunks."""
+    order = route.trunk_base_ids
+    failed: list[str] = []
+    for group in settings.groups:
+        decision = decisions.get(group.name)
+        if decision is None or not any(r.id == route.id for r in group.routes):
+            continue
+        managed = frozenset(t.trunk_base_id for t in group.trunks)
+        order = _merge(order, managed, _group_sequence(group, decision))
+        failed.extend(tb for tb, ok in decision.healthy if not ok)
+    return order, tuple(failed)
+
+
+def _route_write(
+    route: model.Route,
+    settings: PlannerSettings,
+    decisions: Mapping[str, model.GroupDecision],
+) -> model.Write | None:
+    desired, failed = _desired_route(route, settings, decisions)
+    if desired == route.trunk_base_ids:
+        return None
+    groups = [g.name for g in settings.groups if any(r.id == route.id for r in g.routes)]
+
+    def position(order: tuple[str, ...], tb: str) -> int | None:
+        return order.index(tb) if tb in order else None
+
+    moved_failed = [
+        tb for tb in failed if position(route.trunk_base_ids, tb) != position(desired, tb)
+    ]
+    if moved_failed:
+        priority = model.Priority.FAILOVER
+        reason = "failed trunk " + ", ".join(moved_failed) + " moved out of the way"
+    else:
+        priority = model.Priority.STAFFING
+        reason = "trunk order follows allocation and health"
+    return model.Write(
+        kind=model.WriteKind.ROUTE_ORDER,
+        object_id=route.id,
+        object_name=route.name,
+        field="externalTrunkBases",
+        before=route.trunk_base_ids,
+        after=desired,
+        reason=reason,
+        priority=priority,
+        group="+".join(groups),
+        site_id=route.site_id,
+    )
+
+
+def _campaign_writes(
+    group: GroupSpec, decision: model.GroupDecision, campaigns: Mapping[str, model.Campaign]
+) -> list[model.Write]:
+    present = [c for c in group.campaigns if c.id in campaigns]
+    split = allocation.split_by_weight(
+        decision.allocated_lines, [(c.id, c.weight) for c in present]
+    )
+    diffs = [(campaigns[cid], n) for cid, n in split if campaigns[cid].outbound_line_count != n]
+    # Beyond the band: the group total moved more than the hysteresis, or one campaign drifted
+    # from its share by more than it (weights changed, a hand edit), or a count is unknown.
+    actual_total = sum(campaigns[c.id].outbound_line_count or 0 for c in present)
+    beyond_band = abs(decision.allocated_lines - actual_total) > group.hysteresis or any(
+        camp.outbound_line_count is None or abs(n - camp.outbound_line_count) > group.hysteresis
+        for camp, n in diffs
+    )
+    if not diffs or not (beyond_band or decision.failover_driven):
+        return []
+    # All differing campaigns are written together, so the group total lands exactly on the
+    # allocation and the next plan is empty.
+    out = []
+    for camp, n in diffs:
+        before = camp.outbound_line_count
+        if decision.failover_driven:
+            priority, why = model.Priority.FAILOVER, "healthy trunk capacity fell (failover)"
+        elif before is not None and n < before:
+            priority, why = model.Priority.CAPACITY_CUT, "fewer lines"
+        else:
+            priority, why = model.Priority.STAFFING, "more lines"
+        reason = (
+            f"{why}: {decision.staffed_fte:.2f} FTE → {decision.desired_lines} lines demanded, "
+            f"{decision.allocated_lines} allocated"
+        )
+        out.append(
+            model.Write(
+                kind=model.WriteKind.CAMPAIGN_LINES,
+                object_id=camp.id,
+                object_name=camp.name,
+                field="outboundLineCount",
+                before=before,
+                after=n,
+                reason=reason,
+                priority=priority,
+                group=group.name,
+            )
+        )
+    return out
+
+
+def _call_rate_writes(
+    group: GroupSpec, decision: model.GroupDecision, trunk_bases: Mapping[str, model.TrunkBase]
+) -> list[model.Write]:
+    spec = group.call_rate
+    if spec is None:
+        return []
+    out = []
+    for tb_id, lines in decision.allocation:
+        tb = trunk_bases.get(tb_id)
+        # Never invent a property: a trunk base without it (or not read yet) is left alone.
+        if tb is None or all(key != spec.property for key, _ in tb.properties):
+            continue
+        current = tb.property_instance(spec.property)
+        desired = spec.value(lines)
+        if current == desired:
+            continue
+        out.append(
+            model.Write(
+                kind=model.WriteKind.TRUNK_CALL_RATE,
+                object_id=tb_id,
+                object_name=tb.name,
+                field=f"properties.{spec.property}",
+                before=current if isinstance(current, str | int) else None,
+                after=desired,
+                reason=f"call rate in step with {lines} allocated lines",
+                priority=model.Priority.CALL_RATE,
+                group=group.name,
+            )
+        )
+    return out
+
+
+def _sort_key(write: model.Write) -> tuple[int, str, str]:
+    return (write.priority.value, write.kind.value, write.object_id)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+# --------------------------------------------------------------------------------------------
+
+
+def plan(
+    *,
+    settings: PlannerSettings,
+    schedules: Sequence[model.ManagementUnitSchedule],
+    activity_codes: Iterable[model.ActivityCode],
+    health_states: Mapping[str, model.TrunkHealth],
+    trunk_bases: Iterable[model.TrunkBase],
+    routes: Iterable[model.Route],
+    campaigns: Iterable[model.Campaign],
+    now: int,
+) -> model.Plan:
+    """The decisions of every group for the target interval, and the minimal ordered plan.
+
+    A trunk base with no health state yet counts as healthy (not known bad); a configured
+    campaign, route or trunk base that was not read is left out of the plan."""
+    start, end = target_interval(now, settings)
+    staffed = staffing.staffed_code_ids(activity_codes, settings.staffed_categories)
+    by_mu = staffing.by_management_unit(schedules)
+    campaign_by_id = {c.id: c for c in campaigns}
+    tb_by_id = {tb.id: tb for tb in trunk_bases}
+
+    decisions: dict[str, model.GroupDecision] = {}
+    writes: list[model.Write] = []
+    for group in settings.groups:
+        group_schedules = [s for mu in group.management_units for s in by_mu.get(mu, ())]
+        fte = staffing.staffed_fte(group_schedules, staffed, start, end)
+        healthy = {
+            t.trunk_base_id: health.healthy(health_states.get(t.trunk_base_id))
+            for t in group.trunks
+        }
+        decision = _decide(
+            group, fte=fte, interval_start=start, healthy=healthy, campaigns=campaign_by_id
+        )
+        decisions[group.name] = decision
+        writes.extend(_campaign_writes(group, decision, campaign_by_id))
+        writes.extend(_call_rate_writes(group, decision, tb_by_id))
+
+    controlled = {r.id for g in settings.groups for r in g.routes}
+    for route in routes:
+        if route.id in controlled:
+            write = _route_write(route, settings, decisions)
+            if write is not None:
+                writes.append(write)
+
+    return model.Plan(
+        now=now,
+        writes=tuple(sorted(writes, key=_sort_key)),
+        decisions=tuple(decisions[g.name] for g in settings.groups),
+    )
+
+
+def replan(
+    write: model.Write,
+    fresh: model.Route | model.TrunkBase | model.Campaign,
+    *,
+    settings: PlannerSettings,
+    plan: model.Plan,
+) -> model.Write | None:
+    """Re-plan one object re-read after a version conflict: the owned field re-derived against
+    the fresh object (a person may have reordered other groups' trunks meanwhile); None when
+    the fresh object already has the desired value."""
+    if write.kind is model.WriteKind.ROUTE_ORDER:
+        if not isinstance(fresh, model.Route):
+            raise TypeError("a route write needs a fresh Route")
+        decisions = {d.group: d for d in plan.decisions}
+        return _route_write(fresh, settings, decisions)
+    if write.kind is model.WriteKind.TRUNK_CALL_RATE:
+        if not isinstance(fresh, model.TrunkBase):
+            raise TypeError("a call-rate write needs a fresh TrunkBase")
+        prop = write.field.removeprefix("properties.")
+        current = fresh.property_instance(prop)
+        if current == write.after:
+            return None
+        before = current if isinstance(current, str | int) else None
+        return replace(write, before=before)
+    if not isinstance(fresh, model.Campaign):
+        raise TypeError("a campaign write needs a fresh Campaign")
+    if fresh.outbound_line_count == write.after:
+        return None
+    return replace(write, before=fresh.outbound_line_count)
+
+
+def _show(value: model.WriteValue) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, tuple):
+        return "[" + ", ".join(value) + "]"
+    return str(value)
+
+
+def format_plan(plan: model.Plan) -> str:
+    """A table a person can read: one row per write (object, field, current → desired,
+    reason), after one summary row per group."""
+    lines = []
+    for d in plan.decisions:
+        lines.append(
+            f"group {d.group}: {d.staffed_fte:.2f} FTE, {d.desired_lines} lines demanded, "
+            f"{d.allocated_lines} allocated, shortfall {d.shortfall}"
+            + (", failover" if d.failover_driven else "")
+        )
+    if not plan.writes:
+        lines.append("no writes: actual state matches desired state")
+        return "\n".join(lines)
+    rows = [("priority", "object", "field", "current → desired", "reason")]
+    for w in plan.writes:
+        rows.append(
+            (
+                w.priority.name.lower(),
+                f"{w.kind.value} {w.object_name} ({w.object_id})",
+                w.field,
+                f"{_show(w.before)} → {_show(w.after)}",
+                w.reason,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    for r in rows:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+    return "\n".join(lines)

@@ -1,0 +1,499 @@
+"""The Genesys Cloud calls syncd makes, returning ``core.model`` values.
+
+Role: one method per read and write of DOMAIN.md (WFM business units, activity codes, schedule
+listings, agent schedules by search or query — inline or via ``downloadUrl`` —, management
+units, trunk bases, trunks, site outbound routes, campaigns), each reading EVERY page of a
+listing (largest page size the API allows, to save budget) and parsing through ``core.wire``.
+Writes return the request id (ININ-Correlation-Id) for the audit trail. ``GenesysApiPort`` is
+the Protocol the engine depends on, so tests and dry runs can substitute it.
+
+It must not pace, retry or translate HTTP errors (``transport`` does), must not decide what to
+write (the planner does) and must not build request bodies itself (``wire`` renders them).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+from syncd import errors
+from syncd.core import model, wire
+from syncd.genesys import transport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+WFM = "/api/v2/workforcemanagement"
+BU = WFM + "/businessunits/{businessUnitId}"
+SCHEDULE = BU + "/weeks/{weekId}/schedules/{scheduleId}"
+EDGES = "/api/v2/telephony/providers/edges"
+TRUNK_BASES = EDGES + "/trunkbasesettings"
+TRUNK_BASE = TRUNK_BASES + "/{trunkBaseSettingsId}"
+TRUNKS = EDGES + "/trunks"
+SITE_ROUTES = EDGES + "/sites/{siteId}/outboundroutes"
+SITE_ROUTE = SITE_ROUTES + "/{outboundRouteId}"
+CAMPAIGNS = "/api/v2/outbound/campaigns"
+CAMPAIGN = CAMPAIGNS + "/{campaignId}"
+
+PAGE_SIZE = 500  # telephony listings accept large pages; one request instead of twenty
+CAMPAIGN_PAGE_SIZE = 100  # the outbound campaign listing's maximum
+MAX_PAGES = 10_000  # a guard against a server whose pageCount never ends
+
+Priority = model.Priority
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NamedRef:
+    """A business unit or management unit: its id and display name."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusinessUnitInfo:
+    """A business unit's settings that matter here: its time zone and first day of the week."""
+
+    id: str
+    name: str
+    time_zone: str
+    start_day_of_week: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WriteResult:
+    """What a write returns: the server's request id (for the audit trail) and status."""
+
+    request_id: str
+    status: int
+
+
+class GenesysApiPort(Protocol):
+    """The calls the engine makes; ``GenesysApi`` is the real one."""
+
+    async def business_units(self, *, priority: int = ...) -> tuple[NamedRef, ...]: ...
+
+    async def business_unit(
+        self, business_unit_id: str, *, priority: int = ...
+    ) -> BusinessUnitInfo: ...
+
+    async def activity_codes(
+        self, business_unit_id: str, *, priority: int = ...
+    ) -> tuple[model.ActivityCode, ...]: ...
+
+    async def schedule_listing(
+        self, business_unit_id: str, week_id: str, *, priority: int = ...
+    ) -> tuple[model.ScheduleRef, ...]: ...
+
+    async def search_agent_schedules(
+        self,
+        business_unit_id: str,
+        *,
+        start: int,
+        end: int,
+        user_ids: tuple[str, ...] = (),
+        force_download: bool = False,
+        priority: int = ...,
+    ) -> model.ManagementUnitSchedule: ...
+
+    async def query_agent_schedules(
+        self,
+        business_unit_id: str,
+        week_id: str,
+        schedule_id: str,
+        management_unit_id: str,
+        *,
+        start: int,
+        end: int,
+        force_download: bool = False,
+        priority: int = ...,
+    ) -> model.ManagementUnitSchedule: ...
+
+    async def management_units(
+        self, business_unit_id: str, *, priority: int = ...
+    ) -> tuple[NamedRef, ...]: ...
+
+    async def list_trunk_bases(self, *, priority: int = ...) -> tuple[model.TrunkBase, ...]: ...
+
+    async def get_trunk_base(
+        self, trunk_base_id: str, *, priority: int = ...
+    ) -> model.TrunkBase: ...
+
+    async def put_trunk_base(
+        self, trunk_base: model.TrunkBase, body: bytes, *, priority: int = ...
+    ) -> WriteResult: ...
+
+    async def list_trunks(self, *, priority: int = ...) -> tuple[model.TrunkStatus, ...]: ...
+
+    async def list_routes(
+        self, site_id: str, *, priority: int = ...
+    ) -> tuple[model.Route, ...]: ...
+
+    async def get_route(
+        self, site_id: str, route_id: str, *, priority: int = ...
+    ) -> model.Route: ...
+
+    async def put_route(
+        self, route: model.Route, body: bytes, *, priority: int = ...
+    ) -> WriteResult: ...
+
+    async def list_campaigns(self, *, priority: int = ...) -> tuple[model.Campaign, ...]: ...
+
+    async def get_campaign(self, campaign_id: str, *, priority: int = ...) -> model.Campaign: ...
+
+    async def patch_campaign_lines(
+        self, campaign_id: str, lines: int, *, priority: int = ...
+    ) -> WriteResult: ...
+
+
+def _parsed(response: transport.Response, parse: Callable[[bytes], T]) -> T:
+    """Parse a 2xx body; a body the parser rejects is the server's fault: MalformedResponse."""
+    try:
+        return parse(response.body)
+    except (ValueError, TypeError) as exc:
+        raise errors.MalformedResponse(
+            f"{response.method} {response.endpoint} answered with an unexpected body: {exc}",
+            status=response.status,
+            endpoint=response.endpoint,
+            method=response.method,
+            request_id=response.request_id,
+        ) from None
+
+
+def _entity(response: transport.Response, parse: Callable[[dict[str, Any]], T]) -> T:
+    """One JSON object parsed by ``parse``; anything else is MalformedResponse."""
+    data = response.json()
+
+    def whole(_: bytes) -> T:
+        if not isinstance(data, dict):
+            raise TypeError("expected a JSON object")
+        return parse(data)
+
+    return _parsed(response, whole)
+
+
+def _refs(response: transport.Response) -> tuple[NamedRef, ...]:
+    def parse(body: bytes) -> tuple[NamedRef, ...]:
+        page = wire.parse_page(body)
+        out = []
+        for entity in page.entities:
+            ident, name = entity.get("id"), entity.get("name", "")
+            if not isinstance(ident, str):
+                raise TypeError("an entity has no string id")
+            out.append(NamedRef(id=ident, name=name if isinstance(name, str) else ""))
+        return tuple(out)
+
+    return _parsed(response, parse)
+
+
+class GenesysApi:
+    """The real ``GenesysApiPort`` over a ``transport.Transport``."""
+
+    def __init__(self, transport_: transport.Transport) -> None:
+        self.transport = transport_
+
+    async def _all_pages(
+        self,
+        template: str,
+        *,
+        path: dict[str, str] | None = None,
+        query: list[tuple[str, str | int]] | None = None,
+        page_size: int = PAGE_SIZE,
+        priority: int,
+    ) -> list[dict[str, Any]]:
+        """Every entity of a paged listing: pages 1..pageCount (or while nextUri is given)."""
+        entities: list[dict[str, Any]] = []
+        number = 1
+        while number <= MAX_PAGES:
+            q: list[tuple[str, str | int]] = [
+                *(query or []),
+                ("pageSize", page_size),
+                ("pageNumber", number),
+            ]
+            resp = await self.transport.request(
+                "GET", template, path=path, query=q, priority=priority
+            )
+            page = _parsed(resp, wire.parse_page)
+            entities.extend(page.entities)
+            if page.page_number >= page.page_count and page.next_uri is None:
+                return entities
+            if not page.entities:
+                return entities  # a server promising more pages but sending none: stop
+            number = page.page_number + 1
+        raise errors.MalformedResponse(
+            f"GET {template} claimed more than {MAX_PAGES} pages.", endpoint=template, method="GET"
+        )
+
+    # --- WFM ---------------------------------------------------------------------------------
+
+    async def business_units(self, *, priority: int = Priority.STAFFING) -> tuple[NamedRef, ...]:
+        resp = await self.transport.request("GET", WFM + "/businessunits", priority=priority)
+        return _refs(resp)
+
+    async def business_unit(
+        self, business_unit_id: str, *, priority: int = Priority.STAFFING
+    ) -> BusinessUnitInfo:
+        """``GET …/businessunits/{id}?expand=settings`` (settings come only with the expand)."""
+        resp = await self.transport.request(
+            "GET",
+            BU,
+            path={"businessUnitId": business_unit_id},
+            query=[("expand", "settings")],
+            priority=priority,
+        )
+
+        def parse(obj: dict[str, Any]) -> BusinessUnitInfo:
+            settings = obj.get("settings")
+            if not isinstance(settings, dict):
+                raise TypeError("business unit without settings (expand=settings was asked)")
+            tz, day = settings.get("timeZone"), settings.get("startDayOfWeek")
+            if not isinstance(tz, str) or not isinstance(day, str):
+                raise TypeError("business unit settings lack timeZone or startDayOfWeek")
+            return BusinessUnitInfo(
+                id=str(obj.get("id", business_unit_id)),
+                name=str(obj.get("name", "")),
+                time_zone=tz,
+                start_day_of_week=day,
+            )
+
+        return _entity(resp, parse)
+
+    async def activity_codes(
+        self, business_unit_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.ActivityCode, ...]:
+        resp = await self.transport.request(
+            "GET",
+            BU + "/activitycodes",
+            path={"businessUnitId": business_unit_id},
+            priority=priority,
+        )
+        return _parsed(resp, wire.parse_activity_codes)
+
+    async def schedule_listing(
+        self, business_unit_id: str, week_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.ScheduleRef, ...]:
+        resp = await self.transport.request(
+            "GET",
+            BU + "/weeks/{weekId}/schedules",
+            path={"businessUnitId": business_unit_id, "weekId": week_id},
+            priority=priority,
+        )
+        return _parsed(resp, wire.parse_schedule_listing)
+
+    async def management_units(
+        self, business_unit_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[NamedRef, ...]:
+        resp = await self.transport.request(
+            "GET",
+            BU + "/managementunits",
+            path={"businessUnitId": business_unit_id},
+            priority=priority,
+        )
+        return _refs(resp)
+
+    async def _agent_schedules(
+        self,
+        resp: transport.Response,
+        *,
+        business_unit_id: str,
+        management_unit_id: str,
+        start: int,
+        end: int,
+    ) -> model.ManagementUnitSchedule:
+        answer = _parsed(resp, wire.parse_async_schedules)
+        if answer.result is not None:
+            result: bytes | dict[str, Any] = answer.result
+        elif answer.download_url is not None:
+            # The bulk export link is presigned: fetched without our bearer token.
+            result = await self.transport.download(answer.download_url, endpoint=resp.endpoint)
+        else:
+            raise errors.TransientError(
+                f"{resp.method} {resp.endpoint} answered {answer.status!r} without a result;"
+                " the query must be repeated.",
+                status=resp.status,
+                endpoint=resp.endpoint,
+                method=resp.method,
+                request_id=resp.request_id,
+            )
+
+        def parse(_: bytes) -> model.ManagementUnitSchedule:
+            return wire.parse_agent_schedules(
+                result,
+                business_unit_id=business_unit_id,
+                management_unit_id=management_unit_id,
+                start=start,
+                end=end,
+            )
+
+        return _parsed(resp, parse)
+
+    async def search_agent_schedules(
+        self,
+        business_unit_id: str,
+        *,
+        start: int,
+        end: int,
+        user_ids: tuple[str, ...] = (),
+        force_download: bool = False,
+        priority: int = Priority.STAFFING,
+    ) -> model.ManagementUnitSchedule:
+        """Published shifts of a whole BU overlapping ``[start, end)`` (management unit "")."""
+        query: list[tuple[str, str | int]] | None = (
+            [("forceDownloadService", "true")] if force_download else None
+        )
+        resp = await self.transport.request(
+            "POST",
+            BU + "/agentschedules/search",
+            path={"businessUnitId": business_unit_id},
+            query=query,
+            body=wire.render_schedule_search(start, end, user_ids),
+            priority=priority,
+        )
+        return await self._agent_schedules(
+            resp, business_unit_id=business_unit_id, management_unit_id="", start=start, end=end
+        )
+
+    async def query_agent_schedules(
+        self,
+        business_unit_id: str,
+        week_id: str,
+        schedule_id: str,
+        management_unit_id: str,
+        *,
+        start: int,
+        end: int,
+        force_download: bool = False,
+        priority: int = Priority.STAFFING,
+    ) -> model.ManagementUnitSchedule:
+        query: list[tuple[str, str | int]] | None = (
+            [("forceDownloadService", "true")] if force_download else None
+        )
+        resp = await self.transport.request(
+            "POST",
+            SCHEDULE + "/agentschedules/query",
+            path={
+                "businessUnitId": business_unit_id,
+                "weekId": week_id,
+                "scheduleId": schedule_id,
+            },
+            query=query,
+            body=wire.render_schedule_query(management_unit_id),
+            priority=priority,
+        )
+        return await self._agent_schedules(
+            resp,
+            business_unit_id=business_unit_id,
+            management_unit_id=management_unit_id,
+            start=start,
+            end=end,
+        )
+
+    # --- telephony -----------------------------------------------------------------------------
+
+    async def list_trunk_bases(
+        self, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.TrunkBase, ...]:
+        items = await self._all_pages(TRUNK_BASES, priority=priority)
+        return tuple(_parse_each(items, wire.parse_trunk_base, TRUNK_BASES))
+
+    async def get_trunk_base(
+        self, trunk_base_id: str, *, priority: int = Priority.STAFFING
+    ) -> model.TrunkBase:
+        resp = await self.transport.request(
+            "GET", TRUNK_BASE, path={"trunkBaseSettingsId": trunk_base_id}, priority=priority
+        )
+        return _entity(resp, wire.parse_trunk_base)
+
+    async def put_trunk_base(
+        self, trunk_base: model.TrunkBase, body: bytes, *, priority: int = Priority.STAFFING
+    ) -> WriteResult:
+        """PUT the whole trunk base (``wire.render_trunk_base_put``); 409/400-version → conflict."""
+        resp = await self.transport.request(
+            "PUT",
+            TRUNK_BASE,
+            path={"trunkBaseSettingsId": trunk_base.id},
+            body=body,
+            priority=priority,
+        )
+        return WriteResult(request_id=resp.request_id, status=resp.status)
+
+    async def list_trunks(
+        self, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.TrunkStatus, ...]:
+        items = await self._all_pages(TRUNKS, query=[("trunkType", "EXTERNAL")], priority=priority)
+        return tuple(_parse_each(items, wire.parse_trunk, TRUNKS))
+
+    async def list_routes(
+        self, site_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.Route, ...]:
+        items = await self._all_pages(SITE_ROUTES, path={"siteId": site_id}, priority=priority)
+        return tuple(
+            _parse_each(items, lambda o: wire.parse_route(o, site_id=site_id), SITE_ROUTES)
+        )
+
+    async def get_route(
+        self, site_id: str, route_id: str, *, priority: int = Priority.STAFFING
+    ) -> model.Route:
+        resp = await self.transport.request(
+            "GET",
+            SITE_ROUTE,
+            path={"siteId": site_id, "outboundRouteId": route_id},
+            priority=priority,
+        )
+        return _entity(resp, lambda o: wire.parse_route(o, site_id=site_id))
+
+    async def put_route(
+        self, route: model.Route, body: bytes, *, priority: int = Priority.STAFFING
+    ) -> WriteResult:
+        resp = await self.transport.request(
+            "PUT",
+            SITE_ROUTE,
+            path={"siteId": route.site_id, "outboundRouteId": route.id},
+            body=body,
+            priority=priority,
+        )
+        return WriteResult(request_id=resp.request_id, status=resp.status)
+
+    # --- outbound ------------------------------------------------------------------------------
+
+    async def list_campaigns(
+        self, *, priority: int = Priority.STAFFING
+    ) -> tuple[model.Campaign, ...]:
+        items = await self._all_pages(CAMPAIGNS, page_size=CAMPAIGN_PAGE_SIZE, priority=priority)
+        return tuple(_parse_each(items, wire.parse_campaign, CAMPAIGNS))
+
+    async def get_campaign(
+        self, campaign_id: str, *, priority: int = Priority.STAFFING
+    ) -> model.Campaign:
+        resp = await self.transport.request(
+            "GET", CAMPAIGN, path={"campaignId": campaign_id}, priority=priority
+        )
+        return _entity(resp, wire.parse_campaign)
+
+    async def patch_campaign_lines(
+        self, campaign_id: str, lines: int, *, priority: int = Priority.STAFFING
+    ) -> WriteResult:
+        resp = await self.transport.request(
+            "PATCH",
+            CAMPAIGN,
+            path={"campaignId": campaign_id},
+            body=wire.render_campaign_patch(lines),
+            priority=priority,
+        )
+        return WriteResult(request_id=resp.request_id, status=resp.status)
+
+
+def _parse_each(
+    items: list[dict[str, Any]], parse: Callable[[dict[str, Any]], T], endpoint: str
+) -> list[T]:
+    try:
+        return [parse(item) for item in items]
+    except ValueError as exc:
+        raise errors.MalformedResponse(
+            f"GET {endpoint} listed an entity syncd cannot read: {exc}",
+            endpoint=endpoint,
+            method="GET",
+        ) from None

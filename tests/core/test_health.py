@@ -1,0 +1,79 @@
+"""The failover state machine: fail fast, recover after a continuous hold-down."""
+
+from __future__ import annotations
+
+import pytest
+
+from syncd.core import health, model
+
+H, F = model.HealthState.HEALTHY, model.HealthState.FAILED
+
+
+def run(observations: list[tuple[int, bool]], hold_down: int) -> model.TrunkHealth:
+    state = health.initial("tb", 0)
+    for now, good in observations:
+        state = health.observe(state, good=good, now=now, hold_down_s=hold_down)
+    return state
+
+
+@pytest.mark.parametrize(
+    ("observations", "hold_down", "state", "failovers"),
+    [
+        ([(15, True)], 60, H, 0),
+        ([(15, False)], 60, F, 1),
+        ([(15, False), (30, True), (45, True)], 60, F, 1),
+        ([(15, False), (30, True), (90, True)], 60, H, 1),
+        ([(15, False), (30, True), (89, True)], 60, F, 1),
+        ([(15, False), (30, True), (60, False), (90, True), (140, True)], 60, F, 1),
+        ([(15, False), (30, True), (60, False), (90, True), (150, True)], 60, H, 1),
+        ([(15, False), (30, True), (90, True), (105, False)], 60, F, 2),
+        ([(15, False), (30, False), (45, False)], 60, F, 1),
+        ([(15, False), (30, True)], 0, H, 1),
+    ],
+    ids=[
+        "good-stays-healthy",
+        "first-bad-fails",
+        "recovering-inside-hold-down",
+        "recovered-at-hold-down",
+        "one-second-short",
+        "bad-restarts-hold-down",
+        "recovered-after-restart",
+        "second-failover-counted",
+        "repeated-bad-one-failover",
+        "zero-hold-down",
+    ],
+)
+def test_state_machine(
+    observations: list[tuple[int, bool]], hold_down: int, state: model.HealthState, failovers: int
+) -> None:
+    result = run(observations, hold_down)
+    assert result.state is state
+    assert result.failovers == failovers
+
+
+def status(
+    base: str, *, connected: bool = True, options: tuple[bool, ...] = (True,)
+) -> model.TrunkStatus:
+    return model.TrunkStatus(
+        trunk_id="t-" + base,
+        trunk_base_id=base,
+        connected=connected,
+        options_ok=options,
+        in_service=True,
+    )
+
+
+def test_observe_all_marks_missing_and_unhealthy_bases_failed() -> None:
+    states = health.observe_all(
+        {},
+        [status("a"), status("b", connected=False), status("c", options=(False, False))],
+        ["a", "b", "c", "d"],
+        now=100,
+        hold_down_s=60,
+    )
+    assert {k: v.state for k, v in states.items()} == {"a": H, "b": F, "c": F, "d": F}
+
+
+def test_one_answering_sip_server_is_enough() -> None:
+    assert health.is_good([status("a", options=(False, True))])
+    assert not health.is_good([])
