@@ -95,7 +95,7 @@ def test_agent_schedules_accepts_a_decoded_result() -> None:
             ),
             r"activities\[0\]\.startDate",
         ),
-        (lambda r: r.pop("agentSchedules"), r"agentSchedules: expected an array"),
+        (lambda r: r.pop("agentSchedules"), r"agent schedules\.agentSchedules: missing"),
     ],
     ids=["missing-start", "string-length", "user-without-id", "bad-timestamp", "no-list"],
 )
