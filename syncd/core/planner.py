@@ -404,17 +404,18 @@ def replan(
     return replace(write, before=fresh.outbound_line_count)
 
 
-def _show(value: model.WriteValue) -> str:
+def _show(value: model.WriteValue, names: Mapping[str, str]) -> str:
     if value is None:
         return "∅"
     if isinstance(value, tuple):
-        return "[" + ", ".join(value) + "]"
+        return "[" + ", ".join(names.get(v, v) for v in value) + "]"
     return str(value)
 
 
-def format_plan(plan: model.Plan) -> str:
+def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str:
     """A table a person can read: one row per write (object, field, current → desired,
-    reason), after one summary row per group."""
+    reason), after one summary row per group. ``names`` shows trunk bases by name."""
+    names = names or {}
     lines = []
     for d in plan.decisions:
         lines.append(
@@ -432,7 +433,7 @@ def format_plan(plan: model.Plan) -> str:
                 w.priority.name.lower(),
                 f"{w.kind.value} {w.object_name} ({w.object_id})",
                 w.field,
-                f"{_show(w.before)} → {_show(w.after)}",
+                f"{_show(w.before, names)} → {_show(w.after, names)}",
                 w.reason,
             )
         )

@@ -62,6 +62,11 @@ class Engine:
         self.reconciles = 0
         self._on_close = on_close
 
+    @property
+    def names(self) -> dict[str, str]:
+        """Trunk base id → name, as read (for people: logs, plan tables, the demo)."""
+        return dict(self._names)
+
     # -- daemon.Work ---------------------------------------------------------------------
 
     async def start(self) -> None:

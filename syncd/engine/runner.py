@@ -191,6 +191,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
             await asm.engine.start()
             started = time.time()
             outcome = await asm.engine.run_once(dry_run=dry_run)
+            names = asm.engine.names
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -200,7 +201,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     if outcome is None:
         print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
         return EX_FAILURE
-    print(planner.format_plan(outcome.plan))
+    print(planner.format_plan(outcome.plan, names=names))
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:
