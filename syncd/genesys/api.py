@@ -201,7 +201,7 @@ class GenesysApi:
         *,
         path: dict[str, str] | None = None,
         query: list[tuple[str, str | int]] | None = None,
-        page_size: int = PAGE_SIZE,
+        page_size: int | None = None,
         priority: int,
     ) -> list[dict[str, Any]]:
         """Every entity of a paged listing: pages 1..pageCount (or while nextUri is given)."""
@@ -210,7 +210,7 @@ class GenesysApi:
         while number <= MAX_PAGES:
             q: list[tuple[str, str | int]] = [
                 *(query or []),
-                ("pageSize", page_size),
+                ("pageSize", page_size or PAGE_SIZE),
                 ("pageNumber", number),
             ]
             resp = await self.transport.request(

@@ -1,0 +1,449 @@
+"""Rate-limit arithmetic for one client-credentials token: when may the next request go?
+
+Role: the pure state machines behind ``syncd.genesys.limiter``: parsing ``Retry-After`` and the
+``inin-ratelimit-*`` headers, a sliding-window send log (the safe pace when the server says
+nothing), header-driven pacing (spend what the server says remains, keep a small reserve that
+is spent at the configured rate, wait for the reset when it is gone), the pause after a 429,
+AIMD adaptation of the assumed quota, full-jitter backoff and a gRPC-style retry budget.
+
+It must not read a clock, sleep, draw random numbers or do I/O: every instant (``now``, in
+seconds of some monotonic clock) and every random draw (``rand`` in [0, 1)) is a parameter, so
+the arithmetic is testable exhaustively and the async shell stays thin.
+
+Why two regimes. A server that sends ``inin-ratelimit-count/allowed/reset`` tells us exactly
+how much remains; spending exactly that is optimal for fixed windows (a burst per window) and,
+with the reserve spent at the quota's rate, for token buckets (a burst, then the refill rate),
+without knowing which model the server runs. A server that sends nothing but ``Retry-After``
+is paced by a sliding log — at most ``quota`` requests in any ``window_s`` of *response* time —
+which no fixed window (whatever its alignment) and no token bucket of that quota can reject.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+
+# --------------------------------------------------------------------------------------------
+# Header parsing
+# --------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, *, now_epoch: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value, or None when absent or unreadable.
+
+    Genesys sends integer seconds (FACTS.md §1.2); RFC 9110 also allows an HTTP date, which
+    needs ``now_epoch`` (wall-clock epoch seconds) to become a delay. Negative values are 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isnan(seconds):
+        if math.isinf(seconds):
+            return None
+        return max(0.0, seconds)
+    if now_epoch is None:
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - now_epoch)
+
+
+@dataclass(frozen=True, slots=True)
+class RateHeaders:
+    """The server's view of this token's budget when it answered (FACTS.md §1.3)."""
+
+    count: int
+    allowed: int
+    reset_s: float
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.allowed - self.count)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, val in headers.items():
+        if key.lower() == lowered:
+            return val
+    return None
+
+
+def parse_ratelimit_headers(headers: Mapping[str, str]) -> RateHeaders | None:
+    """The ``inin-ratelimit-*`` triple, or None unless all three are present and sane."""
+    raw = [_header(headers, f"inin-ratelimit-{n}") for n in ("count", "allowed", "reset")]
+    if any(v is None for v in raw):
+        return None
+    try:
+        count, allowed, reset = int(str(raw[0])), int(str(raw[1])), float(str(raw[2]))
+    except ValueError:
+        return None
+    if count < 0 or allowed < 1 or reset < 0 or math.isinf(reset) or math.isnan(reset):
+        return None
+    return RateHeaders(count=count, allowed=allowed, reset_s=reset)
+
+
+# --------------------------------------------------------------------------------------------
+# Backoff and retry budget
+# --------------------------------------------------------------------------------------------
+
+
+def full_jitter(attempt: int, *, base_s: float, cap_s: float, rand: float) -> float:
+    """AWS "full jitter": uniform in [0, min(cap, base * 2**attempt)); ``attempt`` from 0."""
+    if attempt < 0:
+        raise ValueError("attempt must be >= 0")
+    ceiling = min(cap_s, base_s * (2.0 ** min(attempt, 62)))
+    return max(0.0, min(1.0, rand)) * ceiling
+
+
+def retry_after_jitter(retry_after_s: float, *, rand: float, max_jitter_s: float = 1.0) -> float:
+    """The small spread added to a Retry-After so waiters on many tokens do not stampede."""
+    return max(0.0, min(1.0, rand)) * min(max_jitter_s, 0.05 * max(retry_after_s, 0.0))
+
+
+class RetryBudget:
+    """gRPC retry throttling: retries are allowed while ``tokens > max_tokens / 2``.
+
+    Each failure that wants a retry costs one token, each success earns ``token_ratio``; so a
+    server failing most requests quickly stops getting retries, and a healthy one refills it.
+    """
+
+    __slots__ = ("_tokens", "max_tokens", "token_ratio")
+
+    def __init__(self, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
+        if max_tokens <= 0 or token_ratio <= 0:
+            raise ValueError("max_tokens and token_ratio must be positive")
+        self.max_tokens = max_tokens
+        self.token_ratio = token_ratio
+        self._tokens = max_tokens
+
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    def on_failure(self) -> bool:
+        """Record a retryable failure; True when a retry is still allowed."""
+        self._tokens = max(0.0, self._tokens - 1.0)
+        return self._tokens > self.max_tokens / 2
+
+    def on_success(self) -> None:
+        self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
+
+
+# --------------------------------------------------------------------------------------------
+# Pacing of one token
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PacingConfig:
+    """The known quota of a token and the knobs of the adaptation."""
+
+    quota: int = 300
+    window_s: float = 60.0
+    # Header remaining kept back: spent one at a time at the quota's rate, so a token-bucket
+    # server keeps answering (and refilling) while a fixed-window one simply runs out.
+    reserve: int = 1
+    # Slack (in requests) the local bucket must show above the reserve before spending it:
+    # the server's bucket lags ours by one round trip of refill.
+    probe_margin: float = 1.0
+    # AIMD on the assumed quota when 429s arrive without headers.
+    decrease_factor: float = 0.7
+    min_fraction: float = 0.1
+    increase_fraction: float = 0.05
+    # Without headers: windows between refill probes once the server showed fixed windows.
+    reprobe_windows: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.quota < 1 or self.window_s <= 0:
+            raise ValueError("quota must be >= 1 and window_s > 0")
+        if self.reserve < 0 or not 0 < self.decrease_factor < 1:
+            raise ValueError("reserve must be >= 0 and decrease_factor in (0, 1)")
+
+
+class SlidingLog:
+    """At most ``limit`` requests in any ``window_s``, counted from each response's arrival.
+
+    A request still in flight holds its slot until its response arrives, then for a whole
+    window after: the server saw it at some instant no later than the arrival, so no server
+    window of length ``window_s`` (aligned anyhow) can contain more than ``limit`` of them.
+    """
+
+    __slots__ = ("_done", "in_flight", "window_s")
+
+    def __init__(self, window_s: float) -> None:
+        self.window_s = window_s
+        self._done: deque[float] = deque()
+        self.in_flight = 0
+
+    def _expire(self, now: float) -> None:
+        while self._done and self._done[0] + self.window_s <= now:
+            self._done.popleft()
+
+    def used(self, now: float) -> int:
+        self._expire(now)
+        return len(self._done) + self.in_flight
+
+    def next_free(self, now: float, limit: int) -> float | None:
+        """When the next slot frees (``now`` if one is free), None if only a response can."""
+        self._expire(now)
+        excess = len(self._done) + self.in_flight - limit
+        if excess < 0:
+            return now
+        if excess >= len(self._done):
+            return None
+        return self._done[excess] + self.window_s
+
+    def on_send(self) -> None:
+        self.in_flight += 1
+
+    def on_done(self, t_recv: float) -> None:
+        self.in_flight = max(0, self.in_flight - 1)
+        # Responses arrive in clock order; keep the deque sorted even if they do not.
+        if self._done and t_recv < self._done[-1]:
+            t_recv = self._done[-1]
+        self._done.append(t_recv)
+
+
+class Pacer:
+    """Everything the limiter knows about one token; all methods take ``now`` explicitly.
+
+    Protocol: ``next_send_at(now)`` says when a request may go (None: only after a response);
+    ``on_send(now)`` records one and returns its sequence number; ``on_response(...)`` feeds the
+    answer back (headers, status); ``on_throttled(...)`` handles a 429.
+
+    Without headers the pacer starts with the sliding log (safe for any server model), then
+    sends one *refill probe* when the log is full but a token bucket of the quota would have
+    room: admitted, the server refills continuously and the local bucket paces from then on;
+    refused (one 429), the server counts in windows and the log stays. The probe is repeated
+    rarely (``reprobe_windows``) in case the server changes.
+    """
+
+    def __init__(self, config: PacingConfig, *, now: float) -> None:
+        self.config = config
+        self.paused_until = -math.inf
+        self._quota = float(config.quota)  # AIMD-adapted assumed quota (no-headers regime)
+        self._last_increase = now
+        self._log = SlidingLog(config.window_s)
+        self._bucket = float(config.quota)  # local mirror of a token bucket, may go negative
+        self._bucket_at = now
+        self._seq = 0  # sends so far; a send's number is the value after increment
+        # No-headers regime: what refill the server showed, and the probe in flight.
+        self.refill: str | None = None  # None (unknown), "continuous" or "window"
+        self._refill_known_at = now
+        self._probe_seq = 0
+        self._refused_probe = 0
+        self._penalty = 0  # rejected requests that a counting server charges to the next window
+        self._penalty_until = -math.inf
+        # Header regime: what the freshest answer said remains, and when its count resets.
+        self.headers_seen = False
+        self._epoch_start = 1  # first send number of the current epoch
+        self._epoch_end = math.inf  # when the server's count resets, an upper bound
+        self._latest_seq = 0
+        self._latest_remaining = config.quota
+        self._allowed = config.quota
+        self._log_explains = True
+
+    # --- derived state ------------------------------------------------------------------
+
+    @property
+    def assumed_quota(self) -> float:
+        return self._quota
+
+    @property
+    def in_flight(self) -> int:
+        return self._log.in_flight
+
+    def _refill_bucket(self, now: float) -> None:
+        rate = self._quota / self.config.window_s
+        if now > self._bucket_at:
+            self._bucket = min(self._quota, self._bucket + (now - self._bucket_at) * rate)
+            self._bucket_at = now
+
+    def _bucket_ready_at(self, now: float, level: float) -> float:
+        """When the local bucket holds ``level`` tokens."""
+        self._refill_bucket(now)
+        need = level - self._bucket
+        if need <= 0:
+            return now
+        return now + need * self.config.window_s / self._quota
+
+    def _roll_epoch(self, now: float) -> None:
+        if now >= self._epoch_end:
+            # The server's count has reset (that is what ``reset`` promised for the freshest
+            # answer); requests still in flight may land in the new window: charge them to it.
+            self._epoch_start = self._seq + 1
+            self._epoch_end = math.inf
+            self._latest_seq = self._seq
+            self._latest_remaining = self._allowed - self._log.in_flight
+
+    def header_available(self, now: float) -> int:
+        """Requests the server can still take now, by its last word (header regime)."""
+        self._roll_epoch(now)
+        return self._latest_remaining - (self._seq - self._latest_seq)
+
+    def _log_limit(self, now: float) -> int:
+        penalty = self._penalty if now < self._penalty_until else 0
+        return max(1, math.floor(self._quota) - penalty)
+
+    def budget(self, now: float) -> float:
+        """Remaining budget for observers: header remaining, else free sliding-log slots."""
+        if self.headers_seen:
+            return float(max(0, self.header_available(now)))
+        return float(max(0, self._log_limit(now) - self._log.used(now)))
+
+    # --- decisions ----------------------------------------------------------------------
+
+    def next_send_at(self, now: float) -> float | None:
+        """Earliest instant a request may be sent; None means "wait for a response"."""
+        if now < self.paused_until:
+            return self.paused_until
+        if self.headers_seen:
+            return self._next_by_headers(now)
+        return self._next_without_headers(now)
+
+    def _next_by_headers(self, now: float) -> float | None:
+        avail = self.header_available(now)
+        if avail > self.config.reserve:
+            return now
+        if avail > 0:
+            # Spend the reserve at the quota's rate: a refilling server answers with room to
+            # spare and pacing continues; a fixed window answers "0 left" and we wait below.
+            return self._bucket_ready_at(now, self.config.reserve + 1 + self.config.probe_margin)
+        # Out of budget: wait for the reset, or for the sliding log (safe under any model of
+        # the known quota) when it frees a slot earlier — ``reset`` is rounded up to seconds.
+        by_log = (
+            self._log.next_free(now, min(self._log_limit(now), self._allowed))
+            if self._log_explains
+            else None
+        )
+        if self._epoch_end < math.inf:
+            return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
+        return by_log
+
+    def _next_without_headers(self, now: float) -> float | None:
+        if self.refill == "continuous":
+            return self._bucket_ready_at(now, 1.0 + self.config.probe_margin)
+        by_log = self._log.next_free(now, self._log_limit(now))
+        if by_log is not None and by_log <= now:
+            return now
+        if self.refill == "window" and now - self._refill_known_at >= (
+            self.config.reprobe_windows * self.config.window_s
+        ):
+            self.refill = None  # long enough: find out again
+        if self.refill is None and self._probe_seq == 0 and self._log.in_flight == 0:
+            # Probe only with nothing in flight: an answer still on its way may be a 429.
+            probe_at = self._bucket_ready_at(now, 1.0 + self.config.probe_margin)
+            if by_log is None or probe_at < by_log:
+                return probe_at
+        return by_log
+
+    def on_send(self, now: float) -> int:
+        self._refill_bucket(now)
+        if (
+            not self.headers_seen
+            and self.refill is None
+            and self._probe_seq == 0
+            and self._log.in_flight == 0
+            and self._log.used(now) >= self._log_limit(now)
+        ):
+            self._probe_seq = self._seq + 1  # this send goes beyond the log: it is the probe
+        self._bucket -= 1.0
+        self._log.on_send()
+        self._seq += 1
+        return self._seq
+
+    def on_response(
+        self, seq: int, *, t_recv: float, status: int, headers: RateHeaders | None
+    ) -> None:
+        """Feed back one answer (status 0: no answer arrived, the server may have counted it)."""
+        self._log.on_done(t_recv)
+        if seq == self._probe_seq:
+            self._probe_seq = 0
+            if status == 429:
+                self._refused_probe = seq
+                self.refill = "window"
+                self._refill_known_at = t_recv
+            elif 200 <= status < 500:
+                self.refill = "continuous"
+                self._refill_known_at = t_recv
+        if status == 0:
+            return
+        if headers is None:
+            if 200 <= status < 300:
+                # The server stopped (or never started) sending headers: pace by the log.
+                self.headers_seen = False
+            self._maybe_increase(t_recv, status)
+            return
+        self.headers_seen = True
+        self._allowed = headers.allowed
+        if seq < self._epoch_start:
+            return  # sent before the count reset: says nothing about the current window
+        # Requests the server may have counted after this answer are those still in flight
+        # (they may overtake each other on the way) and those sent from now on. With some in
+        # flight the estimate only ever goes down within a window; with none, it is exact and
+        # may go up (a refilling server shows its refill).
+        pending = self._log.in_flight
+        # The sliding log is a safe fallback only while it accounts for everything the server
+        # counted (not after a restart, nor when another process shares the token).
+        self._log_explains = headers.count <= self._log.used(t_recv)
+        estimate = headers.remaining - pending
+        if pending > 0:
+            estimate = min(estimate, self.header_available(t_recv))
+        self._latest_seq = self._seq
+        self._latest_remaining = estimate
+        # Only the freshest answer's reset is a promise: on a token bucket, every later
+        # request pushes the instant of "full again" further out.
+        self._epoch_end = t_recv + headers.reset_s if headers.reset_s > 0 else math.inf
+
+    def _maybe_increase(self, now: float, status: int) -> None:
+        if status == 429 or self._quota >= self.config.quota:
+            return
+        if now - self._last_increase >= self.config.window_s:
+            step = max(1.0, self.config.quota * self.config.increase_fraction)
+            self._quota = min(float(self.config.quota), self._quota + step)
+            self._last_increase = now
+
+    def on_throttled(
+        self, *, now: float, retry_after_s: float, jitter_s: float, with_headers: bool, seq: int = 0
+    ) -> float:
+        """A 429: pause every request of this token until Retry-After (+ jitter) has passed.
+
+        Without headers, a refused refill probe only teaches the window model (and charges one
+        slot of the next window, which a counting server takes as debt); a refusal while paced
+        as a bucket falls back to the log; a refusal under the log means the assumed quota is
+        too high: it shrinks (multiplicative decrease) and grows back by a few percent per
+        clean window. Returns the instant the pause ends.
+        """
+        self.paused_until = max(self.paused_until, now + retry_after_s + jitter_s)
+        if not with_headers:
+            self._penalty = (self._penalty if now < self._penalty_until else 0) + 1
+            self._penalty_until = self.paused_until + 2 * self.config.window_s
+            if seq != 0 and seq == self._refused_probe:
+                return self.paused_until
+            if self.refill == "continuous":
+                # Paced as a bucket and refused: fall back to the log, which no server of the
+                # known quota refuses; only a refusal under the log means the quota is wrong.
+                self.refill = "window"
+                self._refill_known_at = now
+                return self.paused_until
+            floor = self.config.quota * self.config.min_fraction
+            self._quota = max(floor, self._quota * self.config.decrease_factor)
+            self._last_increase = now
+        return self.paused_until

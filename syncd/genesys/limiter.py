@@ -1,0 +1,244 @@
+"""The request limiter: a priority queue in front of one pacer per token of the pool.
+
+Role: every API request waits here for a send slot. Waiters are served by priority (lower
+first, then arrival), so a failover-driven write overtakes queued routine ones; the slot goes
+to the token of the pool that can send earliest (fewest requests in flight on a tie). The
+arithmetic — header-driven pacing, the sliding log, the 429 pause, AIMD — lives in the pure
+``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
+
+It must not perform HTTP, translate errors or know about credentials; it must not let a
+request wait longer than the configured maximum Retry-After without failing it clearly.
+
+aiolimiter is not used: it cannot pause, cannot change its rate at run time and starts with a
+burst it does not know the server allows; a small scheduler over ``core.pacing`` does all three.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from syncd import errors
+from syncd.core import pacing
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class LimiterObserver(Protocol):
+    """What the limiter and transport report for metrics (``obs.metrics.Metrics`` implements it)."""
+
+    def on_wait(self, token: str, seconds: float) -> None: ...
+
+    def on_pause(self, token: str, paused: bool) -> None: ...
+
+    def on_budget(self, token: str, remaining: float) -> None: ...
+
+    def on_retry(self, reason: str) -> None: ...
+
+    def on_retry_budget_exhausted(self) -> None: ...
+
+    def on_retry_after_too_long(self, endpoint: str, seconds: float) -> None: ...
+
+    def on_queue_depth(self, depth: int) -> None: ...
+
+
+class NullObserver:
+    """The default observer: reports go nowhere."""
+
+    def on_wait(self, token: str, seconds: float) -> None:
+        pass
+
+    def on_pause(self, token: str, paused: bool) -> None:
+        pass
+
+    def on_budget(self, token: str, remaining: float) -> None:
+        pass
+
+    def on_retry(self, reason: str) -> None:
+        pass
+
+    def on_retry_budget_exhausted(self) -> None:
+        pass
+
+    def on_retry_after_too_long(self, endpoint: str, seconds: float) -> None:
+        pass
+
+    def on_queue_depth(self, depth: int) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """One granted send slot: which token, and the pacer's number for that send."""
+
+    index: int
+    label: str
+    seq: int
+    granted_at: float
+
+
+class Limiter:
+    """Priority-ordered admission over the pacers of a token pool."""
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        config: pacing.PacingConfig,
+        *,
+        max_retry_after_s: float = 180.0,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+        observer: LimiterObserver | None = None,
+    ) -> None:
+        if not labels:
+            raise ValueError("the limiter needs at least one token")
+        self.labels = tuple(labels)
+        self.config = config
+        self.max_retry_after_s = max_retry_after_s
+        self._clock = clock
+        self._sleep = sleep
+        self._observer: LimiterObserver = observer or NullObserver()
+        now = clock()
+        self.pacers = [pacing.Pacer(config, now=now) for _ in self.labels]
+        self._paused = [False] * len(self.labels)
+        self._queue: list[tuple[int, int]] = []
+        self._counter = itertools.count()
+        self._changed = asyncio.Event()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def _notify(self) -> None:
+        # A fresh event per generation: everyone waiting on the old one wakes exactly once.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def _wait(self, delay: float | None) -> None:
+        changed = self._changed.wait()
+        if delay is None:
+            await changed
+            return
+        waiter = asyncio.ensure_future(changed)
+        sleeper = asyncio.ensure_future(self._sleep(max(0.0, delay)))
+        try:
+            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
+            sleeper.cancel()
+
+    def _pick(self, now: float) -> tuple[int, float | None]:
+        best: tuple[float, int, int] | None = None
+        for index, pacer in enumerate(self.pacers):
+            when = pacer.next_send_at(now)
+            key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
+            if best is None or key < best:
+                best = key
+        if best is None:  # unreachable: the constructor refuses an empty pool
+            raise RuntimeError("the limiter has no tokens")
+        return best[2], None if best[0] == math.inf else best[0]
+
+    async def acquire(self, priority: int, *, endpoint: str = "") -> Lease:
+        """Wait for a send slot; lower ``priority`` values are served first."""
+        entry = (int(priority), next(self._counter))
+        heapq.heappush(self._queue, entry)
+        self._observer.on_queue_depth(len(self._queue))
+        enqueued = self._clock()
+        granted = False
+        try:
+            if self._queue[0] == entry:
+                self._notify()  # a new head: the previous head must step back
+            while True:
+                if self._queue[0] != entry:
+                    await self._wait(None)
+                    continue
+                now = self._clock()
+                index, when = self._pick(now)
+                if when is not None and when <= now:
+                    heapq.heappop(self._queue)
+                    granted = True
+                    return self._grant(index, now, enqueued)
+                if when is not None and when - now > self.max_retry_after_s:
+                    self._observer.on_retry_after_too_long(endpoint, when - now)
+                    raise errors.RetryAfterTooLong(
+                        f"Every token is paused for {when - now:.0f} seconds, longer than the"
+                        f" configured maximum of {self.max_retry_after_s:.0f} seconds.",
+                        retry_after_s=when - now,
+                        status=429,
+                        endpoint=endpoint,
+                    )
+                await self._wait(None if when is None else when - now)
+        finally:
+            if not granted:
+                # Cancelled or failed while queued: leave the queue and let the next one in.
+                try:
+                    self._queue.remove(entry)
+                    heapq.heapify(self._queue)
+                except ValueError:
+                    pass
+                self._notify()
+            self._observer.on_queue_depth(len(self._queue))
+
+    def _grant(self, index: int, now: float, enqueued: float) -> Lease:
+        pacer = self.pacers[index]
+        label = self.labels[index]
+        if self._paused[index] and now >= pacer.paused_until:
+            self._paused[index] = False
+            self._observer.on_pause(label, False)
+            log.info("Token %s resumes sending after its rate-limit pause.", label)
+        seq = pacer.on_send(now)
+        self._observer.on_wait(label, max(0.0, now - enqueued))
+        self._notify()
+        return Lease(index=index, label=label, seq=seq, granted_at=now)
+
+    def release(
+        self,
+        lease: Lease,
+        *,
+        status: int,
+        headers: pacing.RateHeaders | None,
+        t_recv: float | None = None,
+    ) -> None:
+        """Feed back the answer to a leased request (status 0: none arrived)."""
+        now = self._clock() if t_recv is None else t_recv
+        pacer = self.pacers[lease.index]
+        pacer.on_response(lease.seq, t_recv=now, status=status, headers=headers)
+        self._observer.on_budget(lease.label, pacer.budget(now))
+        self._notify()
+
+    def throttled(
+        self, lease: Lease, *, retry_after_s: float, jitter_s: float, with_headers: bool
+    ) -> float:
+        """A 429 on the lease's token: pause every request of that token. Returns the end."""
+        now = self._clock()
+        pacer = self.pacers[lease.index]
+        until = pacer.on_throttled(
+            now=now,
+            retry_after_s=retry_after_s,
+            jitter_s=jitter_s,
+            with_headers=with_headers,
+            seq=lease.seq,
+        )
+        if not self._paused[lease.index]:
+            self._paused[lease.index] = True
+            self._observer.on_pause(lease.label, True)
+        log.warning(
+            "Token %s was rate limited; all its requests pause for %.2f seconds"
+            " (assumed quota now %.0f per %.0f seconds).",
+            lease.label,
+            until - now,
+            pacer.assumed_quota,
+            self.config.window_s,
+        )
+        self._notify()
+        return until

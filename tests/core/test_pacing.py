@@ -1,0 +1,241 @@
+"""Pure tests of the rate-limit arithmetic, including a discrete-event run of the pacer
+against the simulator's server models (pure state machines as well)."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import UTC, datetime
+from email.utils import format_datetime
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from syncd.core import pacing
+from syncd.sim import ratelimit
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("42", 42.0), (" 1 ", 1.0), ("0", 0.0), ("-3", 0.0), ("1.5", 1.5), ("", None), (None, None),
+     ("soon", None), ("inf", None), ("nan", None)],
+)  # fmt: skip
+def test_retry_after_seconds(value: str | None, expected: float | None) -> None:
+    assert pacing.parse_retry_after(value) == expected
+
+
+def test_retry_after_http_date() -> None:
+    when = datetime(2026, 1, 1, 12, 0, 30, tzinfo=UTC)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC).timestamp()
+    assert pacing.parse_retry_after(format_datetime(when, usegmt=True), now_epoch=now) == 30.0
+    assert pacing.parse_retry_after(format_datetime(when, usegmt=True)) is None
+
+
+def test_ratelimit_headers() -> None:
+    got = pacing.parse_ratelimit_headers(
+        {"ININ-RateLimit-Count": "7", "inin-ratelimit-allowed": "300", "inin-ratelimit-reset": "41"}
+    )
+    assert got == pacing.RateHeaders(count=7, allowed=300, reset_s=41.0)
+    assert got.remaining == 293
+    assert pacing.parse_ratelimit_headers({"inin-ratelimit-count": "1"}) is None
+    bad = {"inin-ratelimit-count": "x", "inin-ratelimit-allowed": "3", "inin-ratelimit-reset": "1"}
+    assert pacing.parse_ratelimit_headers(bad) is None
+
+
+# --- backoff and budget ----------------------------------------------------------------------
+
+
+@given(
+    attempt=st.integers(0, 200),
+    base=st.floats(0.001, 10),
+    cap=st.floats(0.001, 100),
+    rand=st.floats(0, 1),
+)
+def test_full_jitter_stays_under_the_capped_exponential(
+    attempt: int, base: float, cap: float, rand: float
+) -> None:
+    delay = pacing.full_jitter(attempt, base_s=base, cap_s=cap, rand=rand)
+    assert 0 <= delay <= min(cap, base * 2.0 ** min(attempt, 62)) + 1e-9
+
+
+def test_full_jitter_examples() -> None:
+    assert pacing.full_jitter(0, base_s=0.5, cap_s=30, rand=1.0) == 0.5
+    assert pacing.full_jitter(3, base_s=0.5, cap_s=30, rand=0.5) == 2.0
+    assert pacing.full_jitter(10, base_s=0.5, cap_s=30, rand=1.0) == 30
+    with pytest.raises(ValueError, match="attempt"):
+        pacing.full_jitter(-1, base_s=1, cap_s=1, rand=0)
+
+
+@given(st.lists(st.booleans(), max_size=200))
+def test_retry_budget_allows_retries_only_above_half(outcomes: list[bool]) -> None:
+    budget = pacing.RetryBudget(10, 0.1)
+    for success in outcomes:
+        if success:
+            budget.on_success()
+        else:
+            allowed = budget.on_failure()
+            assert allowed == (budget.tokens > 5)
+        assert 0 <= budget.tokens <= 10
+
+
+def test_retry_budget_refills_on_success() -> None:
+    budget = pacing.RetryBudget(10, 0.5)
+    assert [budget.on_failure() for _ in range(6)] == [True] * 4 + [False] * 2
+    for _ in range(5):
+        budget.on_success()
+    assert budget.on_failure() is True
+
+
+def test_retry_after_jitter_is_small() -> None:
+    assert pacing.retry_after_jitter(60, rand=1.0) == 1.0
+    assert pacing.retry_after_jitter(1, rand=1.0) == pytest.approx(0.05)
+    assert pacing.retry_after_jitter(60, rand=0.0) == 0.0
+
+
+# --- sliding log ---------------------------------------------------------------------------
+
+
+@given(st.lists(st.floats(0, 5), min_size=1, max_size=60), st.integers(1, 10))
+def test_sliding_log_never_exceeds_its_limit_in_any_window(gaps: list[float], limit: int) -> None:
+    log = pacing.SlidingLog(10.0)
+    now = 0.0
+    sent: list[float] = []
+    for gap in gaps:
+        now += gap
+        when = log.next_free(now, limit)
+        assert when is not None  # nothing in flight: a slot always frees eventually
+        now = max(now, when)
+        log.on_send()
+        log.on_done(now)  # answered at once
+        sent.append(now)
+    for t in sent:
+        assert sum(1 for s in sent if t <= s < t + 10.0) <= limit
+
+
+# --- the pacer against the server models ----------------------------------------------------
+
+
+def drive(
+    model: str, *, n: int, quota: int, window: float, headers: bool, latency: float, workers: int
+) -> tuple[int, float]:
+    """Send n requests through a Pacer to a server model; (429s, makespan)."""
+    server = ratelimit.make_model(model, quota, window)  # type: ignore[arg-type]
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=quota, window_s=window), now=0.0)
+    now = 0.0
+    done = 0
+    rejected = 0
+    in_flight: list[tuple[float, int, int, ratelimit.Decision]] = []  # (arrival, seq, tie, d)
+    tie = 0
+    first = None
+    while done < n:
+        when = pacer.next_send_at(now) if len(in_flight) < workers else None
+        if when is not None and when <= now and done + len(in_flight) < n:
+            seq = pacer.on_send(now)
+            first = now if first is None else first
+            decision = server.hit(now + latency / 2)
+            tie += 1
+            heapq.heappush(in_flight, (now + latency, seq, tie, decision))
+            continue
+        candidates = [t for t in (when,) if t is not None and t > now]
+        if in_flight:
+            candidates.append(in_flight[0][0])
+        now = max(now, min(candidates))
+        while in_flight and in_flight[0][0] <= now:
+            t_recv, seq, _, d = heapq.heappop(in_flight)
+            hdr = (
+                pacing.RateHeaders(count=d.count, allowed=d.allowed, reset_s=d.reset)
+                if headers
+                else None
+            )
+            status = 200 if d.admitted else 429
+            pacer.on_response(seq, t_recv=t_recv, status=status, headers=hdr)
+            if d.admitted:
+                done += 1
+            else:
+                rejected += 1
+                pacer.on_throttled(
+                    now=t_recv,
+                    retry_after_s=d.retry_after,
+                    jitter_s=0.0,
+                    with_headers=headers,
+                    seq=seq,
+                )
+    return rejected, now - (first or 0.0)
+
+
+@pytest.mark.parametrize("model", ["fixed-window", "token-bucket", "counts-rejected"])
+@pytest.mark.parametrize("n", [120, 260, 333])
+def test_with_headers_no_429_and_near_optimal(model: str, n: int) -> None:
+    rejected, span = drive(model, n=n, quota=50, window=1.0, headers=True, latency=0.002, workers=8)
+    optimal = ratelimit.optimal_duration(model, n, 50, 1.0)  # type: ignore[arg-type]
+    assert rejected == 0
+    assert span <= 1.05 * optimal + 0.05
+
+
+@pytest.mark.parametrize("model", ["fixed-window", "token-bucket", "counts-rejected"])
+@pytest.mark.parametrize("n", [260, 333])
+def test_without_headers_at_most_one_probe_429_and_near_optimal(model: str, n: int) -> None:
+    rejected, span = drive(
+        model, n=n, quota=50, window=1.0, headers=False, latency=0.002, workers=8
+    )
+    optimal = ratelimit.optimal_duration(model, n, 50, 1.0)  # type: ignore[arg-type]
+    assert rejected <= 1
+    assert span <= 1.15 * optimal + 0.05
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    model=st.sampled_from(["fixed-window", "token-bucket", "counts-rejected"]),
+    n=st.integers(1, 200),
+    quota=st.integers(3, 40),
+    latency=st.floats(0.0001, 0.05),
+    workers=st.integers(1, 12),
+)
+def test_with_headers_the_pacer_is_never_refused(
+    model: str, n: int, quota: int, latency: float, workers: int
+) -> None:
+    rejected, _ = drive(
+        model, n=n, quota=quota, window=2.0, headers=True, latency=latency, workers=workers
+    )
+    assert rejected == 0
+
+
+def test_a_429_pauses_until_retry_after_plus_jitter() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=10, window_s=60), now=0.0)
+    seq = pacer.on_send(0.0)
+    pacer.on_response(seq, t_recv=0.1, status=429, headers=None)
+    until = pacer.on_throttled(now=0.1, retry_after_s=42, jitter_s=0.5, with_headers=False, seq=seq)
+    assert until == pytest.approx(42.6)
+    assert pacer.next_send_at(10.0) == pytest.approx(42.6)
+    assert pacer.assumed_quota == pytest.approx(7.0)  # multiplicative decrease
+
+
+def test_aimd_grows_back_one_step_per_clean_window() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+    pacer.on_throttled(now=0.0, retry_after_s=1, jitter_s=0, with_headers=False)
+    assert pacer.assumed_quota == pytest.approx(70)
+    t = 0.0
+    for _ in range(10):
+        t += 10.0
+        seq = pacer.on_send(t)
+        pacer.on_response(seq, t_recv=t, status=200, headers=None)
+    assert pacer.assumed_quota == pytest.approx(100)
+
+
+def test_headers_spend_exactly_what_remains_then_wait_for_the_reset() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=300, window_s=60, reserve=0), now=0.0)
+    seq = pacer.on_send(0.0)
+    pacer.on_response(seq, t_recv=0.01, status=200, headers=pacing.RateHeaders(298, 300, 30))
+    assert pacer.header_available(0.02) == 2
+    for _ in range(2):
+        assert pacer.next_send_at(0.02) == 0.02
+        pacer.on_send(0.02)
+    # The server counted requests this pacer never sent: only the reset can help now.
+    assert pacer.next_send_at(0.02) == pytest.approx(30.01)
+    pacer.on_response(2, t_recv=0.03, status=200, headers=pacing.RateHeaders(300, 300, 30))
+    pacer.on_response(3, t_recv=0.03, status=200, headers=pacing.RateHeaders(300, 300, 30))
+    assert pacer.next_send_at(0.04) == pytest.approx(30.03)
+    assert pacer.header_available(30.03) == 300
+    assert pacer.next_send_at(30.03) == 30.03

@@ -1,0 +1,81 @@
+"""Secrets never leak; regions resolve as the SDKs do."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import pickle
+
+import pytest
+from conftest import CLIENT_SECRET, Factory
+
+from syncd import errors
+from syncd.genesys import auth, regions
+
+
+def test_secret_is_redacted_everywhere() -> None:
+    secret = auth.Secret(CLIENT_SECRET)
+    creds = auth.Credentials(client_id="c", client_secret=secret)
+    for text in (repr(secret), str(secret), f"{secret}", repr(creds), str(creds)):
+        assert CLIENT_SECRET not in text
+    assert secret.reveal() == CLIENT_SECRET
+    with pytest.raises(TypeError):
+        pickle.dumps(secret)
+
+
+def test_refresh_lead_is_a_minute_or_half_a_short_ttl() -> None:
+    assert auth.refresh_lead_s(86400) == 60
+    assert auth.refresh_lead_s(60) == 30
+
+
+async def test_no_secret_appears_in_any_log_line(
+    make_env: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = await make_env(quota=3, window_s=60.0, headers=False, client_quota=4, token_ttl_s=600)
+    await asyncio.gather(*(env.api.list_trunk_bases() for _ in range(6)))  # 429s and a pause
+    env.running.sim.expire_tokens()
+    await env.api.list_trunk_bases()  # a 401 and a refresh
+    env.running.sim.set_faults({"error_5xx_rate": 1.0, "status_5xx": 503})
+    with pytest.raises(errors.TransientError) as info:
+        await env.api.list_campaigns()
+    env.running.sim.clear_faults()
+    env.transport.pool.sources[0].credentials = auth.Credentials(
+        client_id="test-client", client_secret=auth.Secret(CLIENT_SECRET + "-wrong")
+    )
+    await env.transport.pool.sources[0].invalidate(env.transport.pool.sources[0].generation)
+    with pytest.raises(errors.AuthError) as refused:
+        await env.api.list_trunk_bases()
+    tokens = list(env.running.sim.tokens)
+    assert len(tokens) >= 2
+    secrets = [CLIENT_SECRET, *tokens]
+    texts = [r.getMessage() for r in caplog.records]
+    texts += [str(r.args) for r in caplog.records]
+    texts += [r.exc_text or "" for r in caplog.records]
+    texts += [
+        str(info.value),
+        repr(info.value),
+        str(refused.value),
+        repr(env.transport.pool.sources[0]),
+    ]
+    texts += [repr(e) for e in env.recorder.events]
+    assert any("rate limited" in t for t in texts)  # the capture did see the session
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+
+
+def test_regions_resolve_as_the_sdk_does() -> None:
+    ep = regions.resolve("eu_central_1")
+    assert ep.api_url == "https://api.mypurecloud.de"
+    assert ep.token_url == "https://login.mypurecloud.de/oauth/token"
+    assert regions.resolve("ap-southeast-2").login_url == "https://login.mypurecloud.com.au"
+    assert len(regions.REGIONS) == 18
+    sim = regions.resolve(api_url="http://127.0.0.1:8787/")
+    assert sim.api_url == sim.login_url == "http://127.0.0.1:8787"
+    explicit = regions.resolve("us_east_1", api_url="https://a.test", login_url="https://l.test")
+    assert (explicit.api_url, explicit.login_url) == ("https://a.test", "https://l.test")
+    with pytest.raises(ValueError, match="unknown region"):
+        regions.resolve("mars_north_1")
+    with pytest.raises(ValueError, match="required"):
+        regions.resolve()

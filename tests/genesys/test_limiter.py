@@ -1,0 +1,117 @@
+"""The limiter alone (no HTTP): pauses cover every waiter of a token, priorities overtake,
+the pool hands out the token that can send first, over-long pauses fail clearly."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import FakeClock, Recorder
+
+from syncd import errors
+from syncd.core import pacing
+from syncd.genesys import limiter
+
+
+def make(
+    labels: tuple[str, ...] = ("pool-0",), **kw: float
+) -> tuple[limiter.Limiter, FakeClock, Recorder]:
+    clock = FakeClock()
+    rec = Recorder()
+    lim = limiter.Limiter(
+        labels,
+        pacing.PacingConfig(quota=int(kw.pop("quota", 100)), window_s=kw.pop("window_s", 60.0)),
+        max_retry_after_s=kw.pop("max_retry_after_s", 180.0),
+        clock=clock,
+        sleep=clock.sleep,
+        observer=rec,
+    )
+    return lim, clock, rec
+
+
+async def test_a_429_pauses_every_waiter_of_the_token() -> None:
+    lim, clock, rec = make()
+    first = await lim.acquire(2)
+    lim.release(first, status=429, headers=None)
+    until = lim.throttled(first, retry_after_s=30, jitter_s=0.0, with_headers=False)
+    granted: list[float] = []
+
+    async def one() -> None:
+        lease = await lim.acquire(2)
+        granted.append(clock())
+        lim.release(lease, status=200, headers=None)
+
+    await asyncio.gather(*(one() for _ in range(5)))
+    assert len(granted) == 5
+    assert min(granted) >= until == pytest.approx(1030.0)
+    assert rec.named("on_pause")[0] == ("pool-0", True)
+    assert ("pool-0", False) in rec.named("on_pause")
+
+
+async def test_a_failover_write_overtakes_queued_routine_ones() -> None:
+    lim, _clock, _rec = make()
+    lease = await lim.acquire(2)
+    lim.release(lease, status=429, headers=None)
+    lim.throttled(lease, retry_after_s=10, jitter_s=0.0, with_headers=False)
+    order: list[str] = []
+
+    async def one(name: str, priority: int) -> None:
+        got = await lim.acquire(priority)
+        order.append(name)
+        lim.release(got, status=200, headers=None)
+
+    routine = [asyncio.ensure_future(one(f"routine-{i}", 2)) for i in range(3)]
+    await asyncio.sleep(0)
+    failover = asyncio.ensure_future(one("failover", 0))
+    await asyncio.gather(*routine, failover)
+    assert order[0] == "failover"
+    assert order[1:] == ["routine-0", "routine-1", "routine-2"]
+
+
+async def test_the_pool_uses_the_token_that_can_send_first() -> None:
+    lim, _clock, _rec = make(("pool-0", "pool-1"))
+    a = await lim.acquire(2)
+    lim.release(a, status=429, headers=None)
+    lim.throttled(a, retry_after_s=60, jitter_s=0.0, with_headers=False)
+    labels = []
+    for _ in range(4):
+        lease = await lim.acquire(2)
+        labels.append(lease.label)
+        lim.release(lease, status=200, headers=None)
+    other = "pool-1" if a.label == "pool-0" else "pool-0"
+    assert labels == [other] * 4
+
+
+async def test_requests_in_flight_spread_over_the_pool() -> None:
+    lim, _clock, _rec = make(("pool-0", "pool-1", "pool-2"))
+    leases = [await lim.acquire(2) for _ in range(6)]
+    assert (
+        sorted(lease.label for lease in leases) == ["pool-0"] * 2 + ["pool-1"] * 2 + ["pool-2"] * 2
+    )
+
+
+async def test_a_pause_beyond_the_maximum_fails_the_waiters() -> None:
+    lim, _clock, rec = make(max_retry_after_s=100)
+    lease = await lim.acquire(2)
+    lim.release(lease, status=429, headers=None)
+    lim.throttled(lease, retry_after_s=3600, jitter_s=0.0, with_headers=False)
+    with pytest.raises(errors.RetryAfterTooLong) as info:
+        await lim.acquire(2, endpoint="/api/v2/x/{id}")
+    assert info.value.retry_after_s == pytest.approx(3600)
+    assert rec.named("on_retry_after_too_long") == [("/api/v2/x/{id}", pytest.approx(3600))]
+    assert lim.queue_depth == 0
+
+
+async def test_a_cancelled_waiter_leaves_the_queue() -> None:
+    lim, _clock, _rec = make()
+    lease = await lim.acquire(2)
+    lim.release(lease, status=429, headers=None)
+    lim.throttled(lease, retry_after_s=10, jitter_s=0.0, with_headers=False)
+    task = asyncio.ensure_future(lim.acquire(1))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert lim.queue_depth == 0
+    again = await lim.acquire(2)
+    assert again.seq == 2
