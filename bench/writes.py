@@ -340,7 +340,7 @@ _SDK_LOCK = threading.Lock()
 
 
 def _sdk_client(url: str) -> Any:
-    from PureCloudPlatformClientV2 import ApiClient, Configuration  # type: ignore[import-untyped]
+    from PureCloudPlatformClientV2 import ApiClient, Configuration
 
     with _SDK_LOCK:
         # The singleton Configuration would watch ~/.genesyscloudpython with a watchdog
@@ -353,7 +353,7 @@ def _sdk_client(url: str) -> Any:
 
 def run_sdk_sync(sc: Scenario) -> tuple[float, int]:
     from PureCloudPlatformClientV2 import OutboundApi, TelephonyProvidersEdgeApi
-    from PureCloudPlatformClientV2.models import (  # type: ignore[import-untyped]
+    from PureCloudPlatformClientV2.models import (
         campaign_patch_request,
     )
 
