@@ -39,6 +39,7 @@ from syncd.sim import server as sim_server
 
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "demo.toml"
 QUOTA_WINDOW_S = 60.0
+TRUNKS_LISTING = "/api/v2/telephony/providers/edges/trunks"
 
 
 @dataclasses.dataclass(slots=True)
@@ -49,6 +50,8 @@ class Failover:
     injected_at: float | None = None  # monotonic
     reacted_at: float | None = None
     recovered_at: float | None = None
+    sim_injected: float = 0.0  # the simulator's clock, to read its request log
+    sim_reacted: float = 0.0
 
     @property
     def reaction_s(self) -> float | None:
@@ -103,6 +106,16 @@ def _routes_without(sim: Any, cfg: config_mod.Config, group: str, tb: str) -> bo
         if tb in ids and (g.failed_trunks == "remove" or ids[-1] != tb):
             return False
     return True
+
+
+def _polls_between(sim: Any, failover: Failover) -> int:
+    return sum(
+        1
+        for e in sim.log
+        if e.route == TRUNKS_LISTING
+        and e.method == "GET"
+        and failover.sim_injected <= e.t <= failover.sim_reacted
+    )
 
 
 def _spend(sim: Any, now: float) -> int:
@@ -255,12 +268,14 @@ async def run_demo(
                     )
                     sim.fail_trunk(failover.trunk_base_id)
                     failover.injected_at = time.monotonic()
+                    failover.sim_injected = sim.clock()
                 if (
                     failover.injected_at is not None
                     and failover.reacted_at is None
                     and _routes_without(sim, cfg, failover.group, failover.trunk_base_id)
                 ):
                     failover.reacted_at = time.monotonic()
+                    failover.sim_reacted = sim.clock()
                 if (
                     failover.reacted_at is not None
                     and failover.recovered_at is None
@@ -297,6 +312,11 @@ async def run_demo(
                 "converged": final is not None and not final.plan.writes,
                 "failover_reaction_s": failover.reaction_s,
                 "health_poll_s": cfg.health.poll_s,
+                # Health polls the simulator answered between the failure and the route
+                # change: 1 means the daemon reacted to the first poll that could see it.
+                "health_polls_to_react": _polls_between(sim, failover)
+                if failover.reaction_s is not None
+                else None,
                 "http_429": sim.counters.total_429,
                 "writes_applied": sum(1 for r in rows if r.outcome == state.APPLIED),
                 "errors": sum(1 for r in rows if r.outcome in (state.FAILED, state.CONFLICT)),
