@@ -40,6 +40,7 @@ from prometheus_client.metrics_core import Metric
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_RETRY_REASONS",
     "DEFAULT_WRITE_OUTCOMES",
     "Metrics",
     "RequestEvent",
@@ -50,6 +51,10 @@ __all__ = [
 DEFAULT_PORT = 9464
 # The audit trail's outcomes (engine/state.py); pre-created so "failed" is 0, not absent.
 DEFAULT_WRITE_OUTCOMES: tuple[str, ...] = ("applied", "failed", "conflict", "superseded")
+# The retry reasons the HTTP client always uses (genesys/transport.py: a 429 waited out, a 401
+# answered with a fresh token); pre-created so "Retries by reason" reads 0, not absent, before
+# the first retry. Other reasons (a 5xx status, an exception name) appear when they happen.
+DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
 
 # Buckets sized for what each histogram measures (Genesys answers in tens to hundreds of ms;
 # Retry-After is whole seconds, usually under a minute; the limiter waits up to a pause).
@@ -348,7 +353,7 @@ class Metrics:
         quota_per_minute: float,
         max_retry_after_s: float,
         outcomes: Sequence[str] = DEFAULT_WRITE_OUTCOMES,
-        retry_reasons: Sequence[str] = (),
+        retry_reasons: Sequence[str] = DEFAULT_RETRY_REASONS,
     ) -> None:
         """Pre-create the label sets the configuration declares; call again on every reload.
 
@@ -483,7 +488,7 @@ class Metrics:
         for kind, n in counts.items():
             self.plan_writes.labels(kind).set(n)
 
-    def observe_group(  # noqa: PLR0917 - the engine's agreed observer signature
+    def observe_group(  # the engine's agreed observer signature (PLR0917 is off)
         self,
         group: str,
         staffed_fte: float,

@@ -7,11 +7,12 @@
 # otherwise empty the host's /tmp, and ConfigurationDirectory= would create /etc/syncd on the
 # host. The caller keeps a canary file in the host /tmp and asserts it survives.
 #
-# Usage (through systemd_harness.boot): inner.sh STAGE_DIR
+# Usage (through systemd_harness.boot): inner.sh STAGE_DIR [LOG_LEVEL]
 #   STAGE_DIR/files/<n>   file contents; STAGE_DIR/manifest: lines "<n> <octal mode> <abs path>"
 #   (paths under /etc, /usr/local, /run or /var/lib only; the harness checks).
 set -euo pipefail
 stage=$1
+log_level=${2:-notice}   # debug: PID 1 logs every sd_notify message it receives
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 # The stage lives in the host /tmp, which is about to be shadowed: copy it first.
@@ -50,4 +51,4 @@ mount --make-rshared /   # LoadCredential= needs mount propagation
 # lines); before journald runs it falls back to the console, i.e. the harness's boot log.
 # Never kmsg: that is the host's kernel log.
 exec env container=unshare /lib/systemd/systemd --system --unit=test.target \
-  --log-target=journal --log-level=notice --show-status=no
+  --log-target=journal --log-level="$log_level" --show-status=no

@@ -204,13 +204,15 @@ def boot(
     unit: str = "syncd.service",
     dropins: Mapping[str, str] | None = None,
     timeout: float = 20,
+    log_level: str = "notice",
 ) -> Systemd:
     """Boot systemd with ``unit_text`` installed as ``unit`` and wanted by the boot target.
 
     ``files`` maps absolute paths inside the namespace to contents (or ``(contents, mode)``;
     mode 0644 by default); ``dropins`` maps drop-in names to their text
-    (``/etc/systemd/system/<unit>.d/<name>.conf``). Returns once systemd answers ``systemctl``;
-    the unit may still be starting (``wait_state("active")``).
+    (``/etc/systemd/system/<unit>.d/<name>.conf``). ``log_level="debug"`` makes PID 1 journal
+    every sd_notify message it receives ("Got notification message from PID …"). Returns once
+    systemd answers ``systemctl``; the unit may still be starting (``wait_state("active")``).
     """
     reason = unavailable_reason()
     if reason:
@@ -246,6 +248,7 @@ def boot(
                 "--mount-proc",
                 str(INNER),
                 str(stage),
+                log_level,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
