@@ -69,9 +69,11 @@ class Engine:
 
     # -- daemon.Work ---------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, recover: bool = True) -> None:
+        """``recover=False`` (``syncd once --dry-run``) leaves the audit trail alone: a dry run
+        beside a running daemon must not mark that daemon's in-flight writes 'interrupted'."""
         now = self.clock()
-        interrupted = self.store.mark_interrupted(now=now)
+        interrupted = self.store.mark_interrupted(now=now) if recover else 0
         if interrupted:
             log.warning(
                 "%d write(s) were in flight when the daemon last stopped; they are marked"
@@ -127,8 +129,13 @@ class Engine:
         self._schedules_seen = True
         return changed
 
-    async def reconcile(self, *, should_stop: Callable[[], bool]) -> None:
-        await self.run_once(dry_run=False, should_stop=should_stop)
+    async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool:
+        """True when work is left undone (the daemon retries soon, see daemon._retry_later)."""
+        outcome = await self.run_once(dry_run=False, should_stop=should_stop)
+        if outcome is None:  # inputs missing: not planned at all
+            return True
+        report = outcome.report
+        return report is not None and (report.failed > 0 or report.skipped_backoff > 0)
 
     def apply_config(self, cfg: config_mod.Config) -> None:
         self.cfg = cfg

@@ -31,6 +31,9 @@ from syncd import errors
 from syncd.obs import sdnotify
 
 log = logging.getLogger(__name__)
+# APScheduler logs every job run at INFO ("Running job Event.set ..."): two lines per timer tick,
+# which at a 1-15 s health poll drowns the daemon's own lines. Its warnings still come through.
+logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 class Work(Protocol):
@@ -48,7 +51,12 @@ class Work(Protocol):
         """Refresh schedules if they changed; True when the staffing input changed."""
         ...
 
-    async def reconcile(self, *, should_stop: Callable[[], bool]) -> None: ...
+    async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool | None:
+        """One reconcile; True when something is left undone (inputs missing, a write failed or
+        backs off): the daemon then tries again after a backoff instead of waiting for the next
+        interval boundary."""
+        ...
+
     def apply_config(self, cfg: config_mod.Config) -> None: ...
     def observe_reload(self, *, ok: bool, now: float) -> None: ...
     def status_line(self) -> str: ...
@@ -70,6 +78,7 @@ class Daemon:
         work: Work,
         drain_timeout_s: float = 20.0,
         load_config: Callable[[str], config_mod.Config] = config_mod.load,
+        retry_base_s: float | None = None,
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -83,6 +92,11 @@ class Daemon:
         self._refresh_due = asyncio.Event()
         self._reconcile_due = asyncio.Event()
         self._scheduler: AsyncIOScheduler | None = None
+        # A reconcile that failed or left work undone is retried after retry_base_s (default:
+        # the health poll interval), doubling up to the reconcile interval; see _retry_later.
+        self._retry_base_s = retry_base_s
+        self._retries = 0
+        self._retry_handle: asyncio.TimerHandle | None = None
         self.exit_code = 0
 
     # -- signals: flags only ---------------------------------------------------------------
@@ -179,10 +193,28 @@ class Daemon:
         # event again and coalesce into one follow-up run.
         while await self._wait(self._reconcile_due):
             try:
-                await self.work.reconcile(should_stop=lambda: self.stopping)
+                incomplete = await self.work.reconcile(should_stop=lambda: self.stopping)
             except errors.SyncdError as exc:
                 log.warning("Reconcile failed; the next trigger tries again: %s", exc)
+                incomplete = True
+            if incomplete and not self.stopping:
+                self._retry_later()
+            elif not incomplete:
+                self._retries = 0
             sdnotify.status(self.work.status_line())
+
+    def _retry_later(self) -> None:
+        # Without this, "the next trigger" after a failed reconcile was the next interval
+        # boundary (up to 15 min): a trunk already in failover kept its place in the routes that
+        # long when one listing failed, and a write that failed (and backed off) waited as long.
+        interval_s = self.config.schedule.interval_minutes * 60.0
+        base = self._retry_base_s if self._retry_base_s is not None else self.config.health.poll_s
+        delay = min(interval_s, base * 2.0 ** min(self._retries, 16))
+        self._retries += 1
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
+        self._retry_handle = asyncio.get_running_loop().call_later(delay, self.trigger_reconcile)
+        log.info("The reconcile left work undone; trying again in %.1f s.", delay)
 
     async def _watchdog_loop(self) -> None:
         # Pings come from the event loop itself: a stalled loop stops them and systemd restarts.
@@ -210,6 +242,10 @@ class Daemon:
         except OSError as exc:
             log.error("Reload refused, the configuration file could not be read: %s", exc)
             self.work.observe_reload(ok=False, now=now)
+        except UnicodeDecodeError as exc:
+            # config.load reads UTF-8 and lets this through; uncaught, it ended the daemon.
+            log.error("Reload refused, the configuration file is not UTF-8 text: %s", exc)
+            self.work.observe_reload(ok=False, now=now)
         else:
             self.config = new
             self.work.apply_config(new)
@@ -230,6 +266,8 @@ class Daemon:
                 self._reload_requested = False
                 await self._reload()
         sdnotify.stopping()
+        if self._retry_handle is not None:
+            self._retry_handle.cancel()
         log.info("Stopping: nothing new starts; in-flight writes get %.0f s.", self.drain_timeout_s)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 # A management unit with more agents than this takes the bulk-export path in mode "auto".
 EXPORT_THRESHOLD_AGENTS = 500
+# Agent schedules are fetched this fraction of the horizon beyond it. Without a margin the
+# fetched window ended exactly at the horizon, so on the next refresh (seconds later) the horizon
+# had "moved past the fetched window" and every refresh re-fetched every agent schedule (and
+# triggered a reconcile). With it, an unchanged schedule is re-fetched at most once per
+# ``horizon / 4`` (6 h for a 24 h horizon), at the price of holding 25 % more activities.
+LOOKAHEAD_FRACTION = 0.25
 
 
 def weeks_overlapping(
@@ -136,12 +142,11 @@ class Reader:
             if fingerprint == bu.fingerprint and horizon_end <= bu.fetched_until:
                 self.requests_saved += 1
                 continue
-            fetched_until = now
+            fetch_end = horizon_end + int(
+                self.cfg.schedule.horizon_hours * 3600 * LOOKAHEAD_FRACTION
+            )
             per_mu: dict[str, list[model.ManagementUnitSchedule]] = {mu: [] for mu in mus}
             for _, ref in sorted(refs.values(), key=_ref_key):
-                fetched_until = max(
-                    fetched_until, week_end(ref.week_date, ref.week_count, time_zone=bu.time_zone)
-                )
                 for mu in mus:
                     per_mu[mu].append(
                         await self.api.query_agent_schedules(
@@ -150,12 +155,12 @@ class Reader:
                             ref.id,
                             mu,
                             start=now,
-                            end=horizon_end,
+                            end=fetch_end,
                             force_download=self._force_download(mu),
                         )
                     )
             for mu, parts in per_mu.items():
-                merged = _merge(bu_id, mu, parts, start=now, end=horizon_end)
+                merged = _merge(bu_id, mu, parts, start=now, end=fetch_end)
                 self._by_mu[mu] = merged
                 self._mu_agents[mu] = len(merged.agents)
             log.info(
@@ -168,7 +173,10 @@ class Reader:
                 extra={"business_unit": bu_id, "fingerprint": fingerprint},
             )
             bu.fingerprint = fingerprint
-            bu.fetched_until = min(fetched_until, horizon_end) if refs else horizon_end
+            # Was min(..., horizon_end): always behind the next refresh's horizon (see
+            # LOOKAHEAD_FRACTION). Past the published weeks' end, only a newly listed schedule
+            # (a fingerprint change) can add data, so the fetched window is what counts.
+            bu.fetched_until = fetch_end
             bu.fetched_at = wall_now
             changed = True
         return changed

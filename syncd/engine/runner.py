@@ -150,6 +150,10 @@ def _load(path: str) -> config_mod.Config | int:
     except OSError as exc:
         log.error("The configuration %s cannot be read: %s", path, exc.strerror)
         return EX_CONFIG
+    except UnicodeDecodeError as exc:  # config.load lets it through: exit 78, not a traceback
+        log.error("The configuration %s is not UTF-8 text: %s", path, exc)
+        print(f"{path}: not UTF-8 text: {exc}", file=sys.stderr)
+        return EX_CONFIG
 
 
 async def run_daemon(path: str) -> int:
@@ -188,7 +192,8 @@ async def run_once(path: str, *, dry_run: bool) -> int:
         return loaded
     try:
         async with open_engine(loaded) as asm:
-            await asm.engine.start()
+            # A dry run may share the state file with a running daemon: don't touch its trail.
+            await asm.engine.start(recover=not dry_run)
             started = time.time()
             outcome = await asm.engine.run_once(dry_run=dry_run)
             names = asm.engine.names

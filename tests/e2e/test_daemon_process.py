@@ -1,0 +1,344 @@
+"""The real daemon process against the real simulator process, on loopback.
+
+``syncd sim`` and ``syncd run`` are child processes (PIDs kept, stopped by PID at teardown);
+the configuration is ``config/demo.toml`` with short timers (health poll 1 s, schedule refresh
+2 s, hold-down 2 s). What is checked comes from outside the daemon: the simulator's request log
+and objects, the daemon's /metrics and JSON log lines, ``syncd history`` and
+``syncd once --dry-run``. Waiting is polling with a deadline (processes cannot be given a fake
+clock); nothing asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from daemon_helpers import (
+    AMERICAS_TRUNKS,
+    APAC,
+    APAC_CAMPAIGNS,
+    APAC_TRUNKS,
+    CAMPAIGN_LISTING,
+    ROUTE_LISTING,
+    SCHEDULE_LISTING,
+    SCHEDULE_QUERY,
+    SITE_001,
+    SITE_001_DEFAULT,
+    SITE_002,
+    SITE_002_DEFAULT,
+    TRUNK_BASE_LISTING,
+    TRUNKS,
+    SimProcess,
+    converged,
+    daemon_process,
+    free_port,
+    history,
+    sim_process,
+    start_daemon,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Setup:
+    sim: SimProcess
+    tmp: Path
+    config: Path  # the daemon's
+    probe: Path  # the same, with its own state file, for dry runs beside the running daemon
+    state: Path
+    metrics_port: int
+
+
+@pytest.fixture
+def setup(tmp_path: Path) -> Iterator[Setup]:
+    with sim_process() as sim:
+        port = free_port()
+        state = tmp_path / "state.sqlite3"
+        config = write_config(tmp_path / "syncd.toml", sim.url, state_path=state, metrics_port=port)
+        probe = write_config(
+            tmp_path / "probe.toml",
+            sim.url,
+            state_path=tmp_path / "probe.sqlite3",
+            metrics_port=free_port(),
+        )
+        yield Setup(sim, tmp_path, config, probe, state, port)
+
+
+def _object_id(path: str) -> str:
+    return path.rstrip("/").rsplit("/", 1)[1]
+
+
+def _route(sim: SimProcess, site: str, route: str) -> dict[str, object]:
+    got: dict[str, object] = sim.api_get(
+        f"/api/v2/telephony/providers/edges/sites/{site}/outboundroutes/{route}"
+    )
+    return got
+
+
+def _trunk_label(sim: SimProcess, trunk_base: str) -> object:
+    tb = sim.api_get(f"/api/v2/telephony/providers/edges/trunkbasesettings/{trunk_base}")
+    return tb["properties"]["trunk_label"]["value"]["instance"]
+
+
+def test_kill_9_mid_burst_then_restart_converges_keeps_edits_and_audits_every_write(
+    setup: Setup,
+) -> None:
+    sim = setup.sim
+    # A person edits fields syncd does not own, before the first run ...
+    edits = [
+        sim.control("POST", "human-edit", {"kind": "route", "id": SITE_001_DEFAULT}),
+        sim.control("POST", "human-edit", {"kind": "trunkbase", "id": APAC_TRUNKS[0]}),
+    ]
+    # The demo org starts with ~15 differences (line counts, route orders, call rates): a burst.
+    # Campaign and trunk-base writes are slowed (1 s each, server side) so the kill lands while
+    # some are in flight and others not yet started.
+    sim.control(
+        "POST",
+        "faults",
+        {
+            "slow_rate": 1.0,
+            "slow_s": 1.0,
+            "routes": [
+                "/api/v2/outbound/campaigns/",
+                "/api/v2/telephony/providers/edges/trunkbasesettings/",
+            ],
+        },
+    )
+    first = start_daemon(setup.config, setup.tmp / "run1.log", setup.metrics_port)
+    try:
+        wait_for(sim.writes, timeout=30, interval=0.01, what="the first acknowledged write")
+        first.kill9()
+    finally:
+        first.stop()
+    assert first.proc.returncode == -signal.SIGKILL
+    sim.control("DELETE", "faults")
+    rows_at_kill = history(setup.state)
+    at_kill = Counter(outcome for outcome, _, _ in rows_at_kill)
+    # The kill landed mid-burst: writes recorded as sent but never answered are 'pending'.
+    assert at_kill["pending"] >= 1, rows_at_kill
+
+    # ... and between the runs.
+    edits += [
+        sim.control("POST", "human-edit", {"kind": "route", "id": SITE_002_DEFAULT}),
+        sim.control("POST", "human-edit", {"kind": "trunkbase", "id": APAC_TRUNKS[1]}),
+    ]
+
+    with daemon_process(setup.config, setup.tmp / "run2.log", setup.metrics_port) as second:
+        wait_for(lambda: converged(setup.probe), timeout=30, interval=0.5, what="convergence")
+        assert second.alive()
+        messages = second.log_messages()
+        assert second.stop() == 0
+
+    # Converged by the daemon's own lights too (its failover state, its state file).
+    assert converged(setup.config)
+    # The restart said what it found and re-checked it.
+    assert any(f"{at_kill['pending']} write(s) were in flight" in m for m in messages), messages
+
+    # No person's edit was clobbered: every edited field still holds what the person wrote.
+    for edit in edits:
+        if edit["kind"] == "route":
+            site = SITE_001 if edit["id"] == SITE_001_DEFAULT else SITE_002
+            assert _route(sim, site, edit["id"])["description"] == edit["after"]
+    final_labels = {e["id"]: e["after"] for e in edits if e["kind"] == "trunkbase"}
+    for tb, label in final_labels.items():
+        assert _trunk_label(sim, tb) == label
+
+    # Every write the server acknowledged has its audit row. Per object: every 'applied' row is
+    # a 2xx in the server's log, and every 2xx in the log is an 'applied' row or an
+    # 'interrupted' one (sent, landed, but the process died before it recorded the answer).
+    rows = history(setup.state)
+    outcomes = Counter(outcome for outcome, _, _ in rows)
+    assert outcomes["pending"] == 0
+    assert outcomes["interrupted"] == at_kill["pending"]
+    server = Counter(_object_id(w["path"]) for w in sim.writes())
+    applied = Counter(obj for outcome, _, obj in rows if outcome == "applied")
+    interrupted = Counter(obj for outcome, _, obj in rows if outcome == "interrupted")
+    for obj in set(server) | set(applied) | set(interrupted):
+        assert applied[obj] <= server[obj] <= applied[obj] + interrupted[obj], (
+            obj,
+            server[obj],
+            applied[obj],
+            interrupted[obj],
+        )
+    # Interrupted rows that did land are the difference; the rest never reached the server.
+    landed = sum(server.values()) - sum(applied.values())
+    assert 0 <= landed <= outcomes["interrupted"]
+    print(
+        "crash:",
+        {
+            "rows_at_kill": dict(at_kill),
+            "rows_final": dict(outcomes),
+            "server_2xx_writes": sum(server.values()),
+            "interrupted_that_landed": landed,
+        },
+    )
+
+
+FAULTS = {
+    "error_5xx_rate": 0.15,
+    "timeout_504_rate": 0.1,
+    "slow_rate": 0.1,
+    "slow_s": 0.5,
+    "reset_rate": 0.1,
+    "malformed_json_rate": 0.1,
+    "version_conflict_400_rate": 0.3,
+}
+
+
+def test_faults_keep_it_running_and_it_converges_when_they_stop(setup: Setup) -> None:
+    sim = setup.sim
+    with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
+        wait_for(lambda: converged(setup.probe), timeout=30, interval=0.5, what="convergence")
+        sim.control("POST", "faults", FAULTS)
+        # Things change while the API misbehaves: two carriers fail, a schedule is published.
+        sim.control("POST", f"trunks/{APAC_TRUNKS[0]}/fail")
+        sim.control("POST", f"trunks/{AMERICAS_TRUNKS[0]}/fail")
+        sim.control("POST", "schedules/publish", {"businessUnitId": APAC, "agents": 40})
+        mark = len(sim.requests())
+
+        def failed_over() -> bool:
+            routes = {r["id"]: r["externalTrunkBaseIds"] for r in sim.state()["routes"]}
+            return (
+                APAC_TRUNKS[0] not in routes[SITE_001_DEFAULT]
+                and AMERICAS_TRUNKS[0] not in routes[SITE_002_DEFAULT]
+            )
+
+        # The failover is written through the faults (retries, conflicts re-read) ...
+        wait_for(failed_over, timeout=40, interval=0.2, what="the failover under faults")
+        wait_for(
+            lambda: d.metric_sum("syncd_retries_total") >= 3,
+            timeout=30,
+            what="retries reported",
+        )
+        assert d.alive()
+        under = sim.requests()[mark:]
+        statuses = Counter((r["method"], r["status"]) for r in under)
+        print("statuses under faults:", dict(statuses))
+        assert sum(n for (_, s), n in statuses.items() if s in (0, 503, 504)) > 0
+        warnings = [r for r in d.logs() if r.get("level") in ("warning", "error")]
+        assert warnings, "faults were reported in the log"
+
+        sim.control("DELETE", "faults")
+
+        def reconcile_and_check() -> bool:
+            d.signal(signal.SIGHUP)  # a good reload reconciles at once
+            return converged(setup.probe)
+
+        wait_for(reconcile_and_check, timeout=45, interval=1.0, what="convergence after faults")
+        assert d.alive()
+        m = d.metrics()
+        assert d.stop() == 0
+    print(
+        "faults:",
+        {
+            k: v
+            for k, v in m.items()
+            if k.startswith(("syncd_retries_total", "syncd_writes_total", "syncd_version_conf"))
+            and v
+        },
+    )
+
+
+def test_sighup_refuses_a_broken_config_and_applies_a_good_one(setup: Setup) -> None:
+    sim = setup.sim
+    good = setup.config.read_text()
+    with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
+        wait_for(lambda: converged(setup.probe), timeout=30, interval=0.5, what="convergence")
+        before = d.metric_sum("syncd_desired_lines", group="apac")
+        fte = d.metric_sum("syncd_staffed_fte", group="apac")
+        assert before > 0
+
+        setup.config.write_text(good.replace("lines_per_agent = 1.5", 'lines_per_agent = "lots"'))
+        d.signal(signal.SIGHUP)
+        wait_for(
+            lambda: d.metric_sum("syncd_config_reload_failures_total") == 1,
+            timeout=15,
+            what="the refused reload in the metrics",
+        )
+        assert d.alive()
+        assert d.metric_sum("syncd_config_last_reload_successful") == 0
+        assert any(m.startswith("Reload refused") for m in d.log_messages())
+        assert d.metric_sum("syncd_desired_lines", group="apac") == before  # old config
+
+        # A good one: apac dials 1.0 line per staffed agent instead of 1.5.
+        setup.config.write_text(good.replace("lines_per_agent = 1.5", "lines_per_agent = 1.0", 1))
+        d.signal(signal.SIGHUP)
+        wait_for(
+            lambda: d.metric_sum("syncd_config_last_reload_successful") == 1,
+            timeout=15,
+            what="the applied reload",
+        )
+        after = wait_for(
+            lambda: (
+                d.metric_sum("syncd_desired_lines", group="apac") != before
+                and d.metric_sum("syncd_desired_lines", group="apac")
+            ),
+            timeout=15,
+            what="the new desired line count",
+        )
+        fte = d.metric_sum("syncd_staffed_fte", group="apac")
+        assert after < before
+        assert abs(after - fte * 1.0) <= 2  # ~ staffed FTE x 1.0 (rounding, hysteresis)
+
+        def apac_lines() -> float:
+            camps = {c["id"]: c for c in sim.state()["campaigns"]}
+            return float(sum(camps[c]["outboundLineCount"] for c in APAC_CAMPAIGNS))
+
+        # The simulator's campaigns now carry the new total.
+        wait_for(lambda: apac_lines() == after, timeout=15, what="campaign line counts")
+        assert d.metric_sum("syncd_config_reload_failures_total") == 1
+        assert d.stop() == 0
+
+
+def test_idle_costs_only_listings(setup: Setup) -> None:
+    sim = setup.sim
+    with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
+        wait_for(lambda: converged(setup.probe), timeout=30, interval=0.5, what="convergence")
+        wait_for(
+            lambda: any("syncd is running" in m for m in d.log_messages()),
+            timeout=10,
+            what="the daemon running",
+        )
+        sim.control("POST", "reset-counters")
+
+        def idle_window() -> list[dict[str, object]] | None:
+            reqs = sim.requests()
+            routes = Counter(str(r["route"]) for r in reqs)
+            # A few health polls and at least two schedule refreshes (2 BUs each).
+            return reqs if routes[TRUNKS] >= 4 and routes[SCHEDULE_LISTING] >= 4 else None
+
+        idle = wait_for(idle_window, timeout=30, interval=0.2, what="an idle window")
+        routes = Counter(str(r["route"]) for r in idle)
+        # Nothing changed, so: health polls and schedule listings only. No agent schedule
+        # query or download, no per-agent call, no write, no object read, no new token.
+        reconcile_listings = {ROUTE_LISTING, CAMPAIGN_LISTING, TRUNK_BASE_LISTING}
+        assert set(routes) <= {TRUNKS, SCHEDULE_LISTING} | reconcile_listings, routes
+        assert routes[SCHEDULE_QUERY] == 0
+        assert not any(r["method"] in ("PUT", "PATCH", "POST") for r in idle)
+        assert not any(
+            "/users" in str(r["path"]) or "/sim-downloads/" in str(r["path"]) for r in idle
+        )
+
+        # A reconcile with nothing to do (a reload of the same file) reads the listings only:
+        # one route listing per configured site, the campaigns, the trunk bases (call rates).
+        sim.control("POST", "reset-counters")
+        d.signal(signal.SIGHUP)
+
+        def reconciled() -> Counter[str] | None:
+            seen = Counter(str(r["route"]) for r in sim.requests())
+            return seen if seen[ROUTE_LISTING] >= 2 and seen[TRUNK_BASE_LISTING] >= 1 else None
+
+        seen = wait_for(reconciled, timeout=15, what="the reconcile after SIGHUP")
+        assert seen[ROUTE_LISTING] == 2
+        assert seen[CAMPAIGN_LISTING] == 1
+        assert seen[TRUNK_BASE_LISTING] == 1
+        assert seen[SCHEDULE_QUERY] == 0  # the reload kept the schedule settings: no re-fetch
+        assert set(seen) <= {TRUNKS, SCHEDULE_LISTING} | reconcile_listings, seen
+        assert d.stop() == 0

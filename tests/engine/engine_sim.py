@@ -1,0 +1,67 @@
+"""Helpers of the in-process engine tests: a simulator on loopback and an engine pointed at it.
+
+The configuration is ``config/demo.toml`` (small org, seed 1) with the simulator's URL, a state
+file under the test's tmp_path and, by default, no transport retries (``max_attempts = 1``), so
+a fault injected for one object is one failed write, not five slow attempts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from syncd import config as config_mod
+from syncd import demo
+from syncd.engine import runner
+from syncd.sim import RunningSim, start_sim
+
+SCHEDULE_QUERY = (
+    "/api/v2/workforcemanagement/businessunits/{businessUnitId}/weeks/{weekId}/schedules/"
+    "{scheduleId}/agentschedules/query"
+)
+SCHEDULE_LISTING = (
+    "/api/v2/workforcemanagement/businessunits/{businessUnitId}/weeks/{weekId}/schedules"
+)
+ROUTE = "/api/v2/telephony/providers/edges/sites/{siteId}/outboundroutes/{outboundRouteId}"
+CAMPAIGN = "/api/v2/outbound/campaigns/{campaignId}"
+TRUNK_BASE = "/api/v2/telephony/providers/edges/trunkbasesettings/{trunkBaseSettingsId}"
+
+
+@dataclass
+class FakeClock:
+    """Wall seconds that move only when the test says so (for the applier's backoff)."""
+
+    now: float = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def sim_config(running: RunningSim, state_dir: Path, *, max_attempts: int = 1) -> config_mod.Config:
+    cfg = demo.demo_config(running.base_url, state_dir, 9)  # metrics are not served here
+    return cfg.model_copy(
+        update={
+            "rate_limit": cfg.rate_limit.model_copy(update={"max_attempts": max_attempts}),
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def sim_and_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, max_attempts: int = 1
+) -> AsyncIterator[tuple[RunningSim, runner.Assembly]]:
+    monkeypatch.setenv("SYNCD_CLIENT_SECRET", "demo-secret")
+    running = await start_sim(org="small", seed=1)
+    try:
+        cfg = sim_config(running, tmp_path, max_attempts=max_attempts)
+        async with runner.open_engine(cfg) as asm:
+            yield running, asm
+    finally:
+        await running.close()

@@ -1,0 +1,292 @@
+"""``engine.daemon.Daemon`` in process, driving a fake ``Work``: no overlapping reconciles and
+coalesced triggers, a SIGTERM drain, SIGHUP reloads (refused and applied), sd_notify messages
+on a real AF_UNIX datagram socket with a watchdog.
+
+The daemon's timers are off here (``_Daemon._schedule`` sets none): the test is the only
+trigger, so counts are exact and nothing waits on the wall clock. Signals are real
+(``os.kill`` of this process), delivered through the handlers ``Daemon.run`` installs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from syncd import config as config_mod
+from syncd import errors
+from syncd.engine import daemon
+
+DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
+TIMEOUT = 5.0
+
+
+class FakeWork:
+    """Records what the daemon asks; a reconcile can be held open until the test lets it go."""
+
+    def __init__(self, *, hold: bool = False) -> None:
+        self.hold = hold
+        self.started = False
+        self.closed = False
+        self.reconciles = 0
+        self.finished = 0
+        self.cancelled = 0
+        self.active = 0
+        self.max_active = 0
+        self.stop_seen: list[bool] = []
+        self.entered: asyncio.Queue[int] = asyncio.Queue()
+        self.done: asyncio.Queue[int] = asyncio.Queue()
+        self.permits: asyncio.Queue[None] = asyncio.Queue()
+        self.applied: list[config_mod.Config] = []
+        self.reloads: asyncio.Queue[bool] = asyncio.Queue()
+        # What successive reconciles answer (an exception is raised); then None (all done).
+        self.results: list[bool | Exception | None] = []
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def poll_health(self) -> bool:
+        return False
+
+    async def refresh_schedules(self) -> bool:
+        return False
+
+    async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool | None:
+        self.reconciles += 1
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
+        self.entered.put_nowait(self.reconciles)
+        try:
+            if self.hold:
+                await self.permits.get()
+            self.stop_seen.append(should_stop())
+            self.finished += 1
+            self.done.put_nowait(self.finished)
+            result = self.results.pop(0) if self.results else None
+            if isinstance(result, Exception):
+                raise result
+            return result
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        finally:
+            self.active -= 1
+
+    def apply_config(self, cfg: config_mod.Config) -> None:
+        self.applied.append(cfg)
+
+    def observe_reload(self, *, ok: bool, now: float) -> None:
+        self.reloads.put_nowait(ok)
+
+    def status_line(self) -> str:
+        return f"{self.reconciles} reconcile(s)"
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class _Daemon(daemon.Daemon):
+    """The real daemon with its APScheduler timers off (the test triggers everything)."""
+
+    schedules = 0
+
+    def _schedule(self) -> None:
+        self.schedules += 1
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "syncd.toml"
+    shutil.copyfile(DEMO, path)
+    return path
+
+
+@contextlib.asynccontextmanager
+async def running(
+    work: FakeWork,
+    config_file: Path,
+    *,
+    drain_timeout_s: float = 20.0,
+    retry_base_s: float | None = None,
+) -> AsyncIterator[tuple[_Daemon, asyncio.Task[int]]]:
+    d = _Daemon(
+        config_path=str(config_file),
+        config=config_mod.load(config_file),
+        work=work,
+        drain_timeout_s=drain_timeout_s,
+        retry_base_s=retry_base_s,
+    )
+    task = asyncio.create_task(d.run())
+    try:
+        yield d, task
+    finally:
+        if not task.done():
+            d.request_stop()
+            work.hold = False
+            work.permits.put_nowait(None)
+            await asyncio.wait_for(task, TIMEOUT)
+
+
+def _put(path: Path, data: bytes | None) -> None:
+    """Replace the file's bytes (None: delete it), as an operator's editor would."""
+    if data is None:
+        path.unlink()
+    else:
+        path.write_bytes(data)
+
+
+async def _next(q: asyncio.Queue[int] | asyncio.Queue[bool]) -> object:
+    return await asyncio.wait_for(q.get(), TIMEOUT)
+
+
+async def test_reconciles_never_overlap_and_triggers_coalesce(config_file: Path) -> None:
+    work = FakeWork(hold=True)
+    async with running(work, config_file) as (d, task):
+        assert await _next(work.entered) == 1  # start() is followed by a reconcile at once
+        for _ in range(5):
+            d.trigger_reconcile()  # a health change, a schedule change, a timer, ...
+        work.permits.put_nowait(None)
+        assert await _next(work.entered) == 2  # one follow-up for all five
+        d.trigger_reconcile()
+        work.permits.put_nowait(None)
+        assert await _next(work.entered) == 3
+        work.permits.put_nowait(None)
+        for _ in range(3):
+            await _next(work.done)
+        d.request_stop()
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert work.reconciles == 3
+    assert work.max_active == 1
+    assert work.started
+    assert work.closed
+
+
+async def test_a_failed_or_incomplete_reconcile_is_retried_soon(config_file: Path) -> None:
+    # Without a retry, "the next trigger" was the next interval boundary (up to 15 minutes):
+    # a failover whose reconcile hit one bad listing stayed unwritten that long.
+    work = FakeWork()
+    work.results = [errors.ServerError("GET /routes answered 503"), True, None]
+    async with running(work, config_file, retry_base_s=0.01) as (d, task):
+        for expected in (1, 2, 3):  # failed -> retried; undone -> retried; clean -> done
+            assert await _next(work.entered) == expected
+            await _next(work.done)
+        d.request_stop()
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert work.reconciles == 3
+
+
+async def test_sigterm_drains_the_in_flight_reconcile_and_exits_0(config_file: Path) -> None:
+    work = FakeWork(hold=True)
+    async with running(work, config_file, drain_timeout_s=TIMEOUT) as (d, task):
+        await _next(work.entered)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(d._stop.wait(), TIMEOUT)
+        await asyncio.sleep(0)
+        assert not task.done()  # it waits for the write in flight ...
+        work.permits.put_nowait(None)
+        assert await asyncio.wait_for(task, TIMEOUT) == 0  # ... which finishes, then exit 0
+    assert work.finished == 1
+    assert work.cancelled == 0
+    assert work.stop_seen == [True]  # the reconcile saw the stop: it starts nothing new
+    assert work.reconciles == 1
+    assert work.closed
+
+
+async def test_a_reconcile_beyond_the_drain_timeout_is_abandoned(config_file: Path) -> None:
+    work = FakeWork(hold=True)
+    async with running(work, config_file, drain_timeout_s=0.05) as (d, task):
+        await _next(work.entered)
+        d.request_stop()  # what the SIGTERM handler does
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert work.cancelled == 1
+    assert work.finished == 0
+    assert work.closed
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        pytest.param(b"[org\nclient_id = ", id="toml-syntax"),
+        pytest.param(None, id="invalid-value"),
+        pytest.param(b"\xff\xfe not utf-8", id="not-utf8"),
+        pytest.param(b"", id="missing-file"),
+    ],
+)
+async def test_a_broken_reload_keeps_the_running_config_and_says_so(
+    config_file: Path, broken: bytes | None
+) -> None:
+    work = FakeWork()
+    good = DEMO.read_bytes()
+    if broken is None:
+        broken = good.replace(b"lines_per_agent = 1.5", b"lines_per_agent = -3")
+    async with running(work, config_file) as (d, task):
+        await _next(work.entered)
+        old = d.config
+        _put(config_file, broken or None)
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert await _next(work.reloads) is False
+        assert d.config is old
+        assert work.applied == []
+        assert not task.done()  # still running
+        # A good file then applies, swaps the whole config and reconciles.
+        _put(config_file, good.replace(b"lines_per_agent = 1.5", b"lines_per_agent = 1.0", 1))
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert await _next(work.reloads) is True
+        assert d.config is not old
+        assert d.config.groups[0].lines_per_agent == 1.0
+        assert work.applied == [d.config]
+        assert await _next(work.entered) == 2  # a reconcile under the new config
+        assert d.schedules == 2  # the timers were set again for the new intervals
+
+
+@pytest.fixture
+def notify_socket(monkeypatch: pytest.MonkeyPatch) -> Iterator[socket.socket]:
+    # AF_UNIX paths are short (108 bytes): a fresh directory under /tmp, not pytest's tmp_path.
+    directory = tempfile.mkdtemp(prefix="syncd-notify-", dir="/tmp")
+    path = os.path.join(directory, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")  # 0.1 s: a ping every 0.05 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    try:
+        yield sock
+    finally:
+        sock.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+async def test_notify_ready_watchdog_reloading_stopping(
+    config_file: Path, notify_socket: socket.socket
+) -> None:
+    loop = asyncio.get_running_loop()
+    messages: list[str] = []
+
+    async def until(predicate: Callable[[list[str]], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate(messages):
+                messages.append((await loop.sock_recv(notify_socket, 4096)).decode())
+
+    work = FakeWork()
+    async with running(work, config_file) as (d, task):
+        await until(lambda m: m.count("WATCHDOG=1") >= 3)
+        assert messages[0] == "READY=1"
+        d.request_reload()
+        await until(lambda m: any(x.startswith("RELOADING=1") for x in m) and m[-1] == "READY=1")
+        d.request_stop()
+        await until(lambda m: "STOPPING=1" in m)
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    reloading = next(i for i, m in enumerate(messages) if m.startswith("RELOADING=1"))
+    assert "MONOTONIC_USEC=" in messages[reloading]
+    assert "READY=1" in messages[reloading + 1 :]
+    assert any(m.startswith("STATUS=") for m in messages)
+    assert await _next(work.reloads) is True
