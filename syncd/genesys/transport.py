@@ -116,6 +116,14 @@ class TransportConfig:
         )
 
 
+def _is_json(payload: bytes) -> bool:
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def render_path(template: str, params: Mapping[str, str]) -> str:
     """Fill ``{name}`` placeholders with URL-quoted values; every placeholder must be given."""
     path = template
@@ -366,7 +374,17 @@ class Transport:
                 token=lease.label,
                 request_id=request_id,
             )
-            if 200 <= status < 300:
+            if 200 <= status < 300 and method == "GET" and payload and not _is_json(payload):
+                # A truncated or garbled read is worth another try (a write is not: it may
+                # have landed, and the version check handles the re-read).
+                failure = errors.MalformedResponse(
+                    f"{method} {template} answered {status} with a body that is not JSON.",
+                    status=status,
+                    endpoint=template,
+                    method=method,
+                    request_id=request_id,
+                )
+            elif 200 <= status < 300:
                 self.retry_budget.on_success()
                 return Response(status, payload, resp_headers, request_id, template, method)
 
@@ -436,7 +454,11 @@ class Transport:
                 cap_s=self.config.backoff_cap_s,
                 rand=self._rand(),
             )
-            reason = str(status) if status else type(failure).__name__
+            reason = (
+                type(failure).__name__
+                if not status or isinstance(failure, errors.MalformedResponse)
+                else str(status)
+            )
             self.observer.on_retry(reason)
             log.info(
                 "%s %s failed (%s); retry %d in %.2f seconds.",

@@ -212,6 +212,22 @@ async def test_malformed_json_is_malformed_response(make_env: Factory) -> None:
         await env.api.list_trunk_bases()
 
 
+async def test_a_garbled_read_is_retried_and_a_write_is_not(make_env: Factory) -> None:
+    env = await make_env()
+    clean = await env.api.list_trunk_bases()
+    env.running.sim.set_faults({"malformed_json_rate": 0.5})
+    for _ in range(5):
+        # Every call still returns the whole listing: garbled pages were read again.
+        assert await env.api.list_trunk_bases() == clean
+    reasons = [args[0] for args in env.recorder.named("on_retry")]
+    assert "MalformedResponse" in reasons
+    env.running.sim.set_faults({"malformed_json_rate": 1.0})
+    before = len(env.recorder.events)
+    with pytest.raises(errors.MalformedResponse):
+        await env.api.list_trunk_bases()
+    assert len(env.recorder.events) - before == env.transport.config.max_attempts
+
+
 async def test_a_token_pool_spreads_the_load(make_env: Factory) -> None:
     env = await make_env(clients=3)
     await asyncio.gather(*(env.api.list_trunk_bases() for _ in range(30)))
