@@ -1,1 +1,1 @@
-"""Benchmarks (not tests): each prints JSON figures, comparing alternatives side by side in one run."""
+"""Benchmarks (not tests): each prints JSON figures, alternatives side by side in one run."""

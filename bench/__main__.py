@@ -1,4 +1,4 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, …) and print its JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner) and print its JSON."""
 
 from __future__ import annotations
 

@@ -327,8 +327,14 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 def load(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a file (``OSError`` when it cannot be read)."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read and validate a file (``OSError`` when it cannot be read; a file that is not UTF-8
+    text is a ``ConfigError`` like any other invalid content, with the byte offset)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.ConfigError(
+            [f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})"]
+        ) from None
     return parse(text, source=str(path))
 
 

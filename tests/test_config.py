@@ -162,3 +162,22 @@ def test_demo_ids_match_the_simulator() -> None:
 def test_example_config_is_valid() -> None:
     cfg = config.load(ROOT / "config" / "syncd.example.toml")
     assert cfg.org.region == "eu_west_1"
+
+
+def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "syncd.toml"
+    path.write_bytes(b'state_path = "\xff\xfe"\n')
+    with pytest.raises(errors.ConfigError) as info:
+        config.load(path)
+    (problem,) = info.value.problems
+    assert "not UTF-8 text (byte 14" in problem
+
+
+def test_check_config_exits_78_with_every_problem(tmp_path: Path) -> None:
+    from syncd import cli
+
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b"\xff")
+    assert cli.main(["check-config", str(path)]) == 78
+    assert cli.main(["check-config", str(tmp_path / "missing.toml")]) == 78
+    assert cli.main(["check-config", "config/demo.toml"]) == 0

@@ -242,10 +242,6 @@ class Daemon:
         except OSError as exc:
             log.error("Reload refused, the configuration file could not be read: %s", exc)
             self.work.observe_reload(ok=False, now=now)
-        except UnicodeDecodeError as exc:
-            # config.load reads UTF-8 and lets this through; uncaught, it ended the daemon.
-            log.error("Reload refused, the configuration file is not UTF-8 text: %s", exc)
-            self.work.observe_reload(ok=False, now=now)
         else:
             self.config = new
             self.work.apply_config(new)

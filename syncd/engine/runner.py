@@ -150,10 +150,6 @@ def _load(path: str) -> config_mod.Config | int:
     except OSError as exc:
         log.error("The configuration %s cannot be read: %s", path, exc.strerror)
         return EX_CONFIG
-    except UnicodeDecodeError as exc:  # config.load lets it through: exit 78, not a traceback
-        log.error("The configuration %s is not UTF-8 text: %s", path, exc)
-        print(f"{path}: not UTF-8 text: {exc}", file=sys.stderr)
-        return EX_CONFIG
 
 
 async def run_daemon(path: str) -> int:
