@@ -326,6 +326,16 @@ def parse(text: str, source: str = "<config>") -> Config:
     return config
 
 
+# Sections a running daemon cannot swap on SIGHUP: they are bound to open connections, the open
+# state file and the bound metrics socket. Everything else (groups, schedule, health) reloads.
+RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics")
+
+
+def restart_only_changes(old: Config, new: Config) -> list[str]:
+    """The sections that differ between two snapshots but take effect only at a restart."""
+    return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
+
+
 def load(path: str | os.PathLike[str]) -> Config:
     """Read and validate a file (``OSError`` when it cannot be read; a file that is not UTF-8
     text is a ``ConfigError`` like any other invalid content, with the byte offset)."""

@@ -138,6 +138,14 @@ class Engine:
         return report is not None and (report.failed > 0 or report.skipped_backoff > 0)
 
     def apply_config(self, cfg: config_mod.Config) -> None:
+        pending = config_mod.restart_only_changes(self.cfg, cfg)
+        if pending:
+            log.warning(
+                "The reloaded configuration changes %s: those take effect at the next restart;"
+                " groups, schedule and health settings apply now.",
+                ", ".join(pending),
+                extra={"restart_only": pending},
+            )
         self.cfg = cfg
         self.reader.apply_config(cfg)
 

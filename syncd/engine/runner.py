@@ -43,6 +43,9 @@ ENDPOINTS = (
     ("GET", api_mod.TRUNK_BASES),
     ("GET", api_mod.TRUNK_BASE),
     ("PUT", api_mod.TRUNK_BASE),
+    ("GET", api_mod.BU),
+    ("GET", api_mod.BU + "/managementunits"),
+    ("GET", api_mod.BU + "/activitycodes"),
     ("GET", api_mod.BU + "/weeks/{weekId}/schedules"),
     ("POST", api_mod.SCHEDULE + "/agentschedules/query"),
 )
@@ -83,6 +86,7 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
         endpoints=list(ENDPOINTS),
         quota_per_minute=cfg.rate_limit.requests_per_minute,
         max_retry_after_s=cfg.rate_limit.max_retry_after_s,
+        retry_reasons=transport.RETRY_REASONS,
     )
 
 

@@ -116,6 +116,21 @@ class TransportConfig:
         )
 
 
+# The bounded set of ``on_retry`` reasons (metric labels): statuses, and these words.
+RETRY_REASONS = ("429", "401", "502", "503", "504", "timeout", "connection", "malformed")
+
+
+def retry_reason(status: int, failure: errors.ApiError) -> str:
+    """A short fixed word for why a request is tried again."""
+    if isinstance(failure, errors.MalformedResponse):
+        return "malformed"
+    if isinstance(failure, errors.TimeoutError_):
+        return "timeout"
+    if not status:
+        return "connection"
+    return str(status)
+
+
 def _is_json(payload: bytes) -> bool:
     try:
         orjson.loads(payload)
@@ -454,11 +469,7 @@ class Transport:
                 cap_s=self.config.backoff_cap_s,
                 rand=self._rand(),
             )
-            reason = (
-                type(failure).__name__
-                if not status or isinstance(failure, errors.MalformedResponse)
-                else str(status)
-            )
+            reason = retry_reason(status, failure)
             self.observer.on_retry(reason)
             log.info(
                 "%s %s failed (%s); retry %d in %.2f seconds.",
