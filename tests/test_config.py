@@ -181,3 +181,18 @@ def test_check_config_exits_78_with_every_problem(tmp_path: Path) -> None:
     assert cli.main(["check-config", str(path)]) == 78
     assert cli.main(["check-config", str(tmp_path / "missing.toml")]) == 78
     assert cli.main(["check-config", "config/demo.toml"]) == 0
+
+
+def test_restart_only_sections_are_named() -> None:
+    old = config.load("config/demo.toml")
+    same = config.load("config/demo.toml")
+    assert config.restart_only_changes(old, same) == []
+    moved = old.model_copy(
+        update={
+            "state_path": "/elsewhere.db",
+            "metrics": old.metrics.model_copy(update={"listen": "127.0.0.1:1"}),
+            "health": old.health.model_copy(update={"poll_s": 1}),
+        }
+    )
+    # health reloads in place; the state file and the metrics socket need a restart
+    assert config.restart_only_changes(old, moved) == ["state_path", "metrics"]
