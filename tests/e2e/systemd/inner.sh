@@ -7,17 +7,25 @@
 # otherwise empty the host's /tmp, and ConfigurationDirectory= would create /etc/syncd on the
 # host. The caller keeps a canary file in the host /tmp and asserts it survives.
 #
-# Usage (through systemd_harness.boot): inner.sh STAGE_DIR [LOG_LEVEL]
+# Usage (through systemd_harness.boot): inner.sh STAGE_DIR [LOG_LEVEL [CHECKOUT]]
 #   STAGE_DIR/files/<n>   file contents; STAGE_DIR/manifest: lines "<n> <octal mode> <abs path>"
 #   (paths under /etc, /usr/local, /run or /var/lib only; the harness checks).
 set -euo pipefail
 stage=$1
 log_level=${2:-notice}   # debug: PID 1 logs every sd_notify message it receives
+# The checkout under test is bound at one fixed path inside (below): wherever CI cloned it —
+# under /tmp (shadowed here) or /root (hidden by ProtectHome=, closed to a DynamicUser) — the
+# unit's wrapper finds it at /usr/local/lib/syncd-checkout.
+checkout=${3:-}
 mount --make-rprivate /
 mount -t tmpfs -o mode=0755 tmpfs /run
 # The stage lives in the host /tmp, which is about to be shadowed: copy it first.
 mkdir -m 0700 /run/harness
 cp -r "$stage/." /run/harness/
+if [ -n "$checkout" ]; then
+  mkdir -p /run/harness-checkout
+  mount --bind "$checkout" /run/harness-checkout
+fi
 # /etc and /usr/local become overlays with a tmpfs upper layer: files can be added anywhere in
 # them (the unit's /etc/credstore, /etc/syncd, /usr/local/bin/syncd) without touching the host.
 for d in /etc /usr/local; do
@@ -32,6 +40,10 @@ for d in /etc /usr/local; do
 done
 for d in /tmp /var/tmp /var/lib /var/log /var/cache /etc/systemd/system; do mount -t tmpfs tmpfs "$d"; done
 chmod 1777 /tmp /var/tmp
+if [ -n "$checkout" ]; then
+  mkdir -p /usr/local/lib/syncd-checkout   # in the /usr/local overlay's tmpfs upper layer
+  mount --bind /run/harness-checkout /usr/local/lib/syncd-checkout
+fi
 # install(1) file by file: `cp -a tree/. /` would also copy the stage's directory modes onto
 # /, /usr, … — which are the host's own directories.
 while read -r n mode path; do

@@ -35,7 +35,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 HERE = Path(__file__).resolve().parent
@@ -197,6 +197,10 @@ def _check_path(path: str) -> None:
         raise ValueError(f"{path}: files go under {', '.join(ALLOWED_PREFIXES)} only")
 
 
+# Where ``boot(checkout=…)`` shows the checkout inside the namespace.
+CHECKOUT_IN_NS = PurePosixPath("/usr/local/lib/syncd-checkout")
+
+
 def boot(
     unit_text: str,
     files: Mapping[str, FileSpec] | None = None,
@@ -205,6 +209,7 @@ def boot(
     dropins: Mapping[str, str] | None = None,
     timeout: float = 20,
     log_level: str = "notice",
+    checkout: Path | None = None,
 ) -> Systemd:
     """Boot systemd with ``unit_text`` installed as ``unit`` and wanted by the boot target.
 
@@ -249,6 +254,7 @@ def boot(
                 str(INNER),
                 str(stage),
                 log_level,
+                str(checkout or ""),
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -17,6 +17,7 @@ The host /tmp canary is asserted after the boot and again by the harness after t
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -29,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from systemd_harness import FileSpec, Systemd, boot, unavailable_reason
+from systemd_harness import CHECKOUT_IN_NS, FileSpec, Systemd, boot, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[3]
 UNIT = ROOT / "systemd" / "syncd.service"
 DEMO_CONFIG = ROOT / "config" / "demo.toml"
-SITE_PACKAGES = (
-    ROOT / ".venv" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+SITE_PACKAGES_REL = (
+    Path(".venv") / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
 )
+SITE_PACKAGES = ROOT / SITE_PACKAGES_REL
 # Debian's interpreter (3.11, the venv's ABI): readable by a DynamicUser.
 SYSTEM_PYTHON = "/usr/bin/python3"
 # The simulator accepts this secret and no other: authenticating proves the daemon read it.
@@ -65,11 +67,20 @@ def _get(url: str) -> bytes:
         return bytes(resp.read())
 
 
+def _expected_lines(env: Env, lines_per_agent: float) -> int:
+    """What the planner must demand for apac: clamp(ceil(staffed FTE × lines per agent), 2,
+    120) (config/demo.toml), from the daemon's own staffed-FTE gauge: the schedules move with
+    the clock, so the figure is derived, never hard-coded."""
+    fte = env.metric("syncd_staffed_fte", group="apac")
+    assert fte is not None
+    return max(2, min(120, math.ceil(fte * lines_per_agent - 1e-9)))
+
+
 def _wrapper() -> str:
-    """/usr/local/bin/syncd, the path the unit calls: the checkout's CLI on Debian python."""
-    return (
-        f'#!/bin/sh\nexport PYTHONPATH={ROOT}:{SITE_PACKAGES}\nexec {SYSTEM_PYTHON} -m syncd "$@"\n'
-    )
+    """/usr/local/bin/syncd, the path the unit calls: the checkout's CLI on Debian python (the
+    harness binds the checkout at CHECKOUT_IN_NS, wherever it was cloned)."""
+    path = f"{CHECKOUT_IN_NS}:{CHECKOUT_IN_NS / SITE_PACKAGES_REL}"
+    return f'#!/bin/sh\nexport PYTHONPATH={path}\nexec {SYSTEM_PYTHON} -m syncd "$@"\n'
 
 
 def _config(sim_url: str, metrics_port: int, lines_per_agent: str = "1.5") -> str:
@@ -137,9 +148,12 @@ class Env:
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
-    for path in (ROOT, SITE_PACKAGES):
-        # The dynamic user must be able to reach the checkout: o+rx on every directory.
-        assert all(p.stat().st_mode & 0o005 == 0o005 for p in (path, *path.parents)), path
+    # The dynamic user must be able to read the checkout from its bind mount inside: o+rx on
+    # every directory from the checkout down to the venv's packages (not above: the bind skips
+    # those, e.g. a /root that is closed to other users).
+    for path in (ROOT, *reversed(SITE_PACKAGES.relative_to(ROOT).parents), SITE_PACKAGES):
+        full = ROOT / path if not path.is_absolute() else path
+        assert full.stat().st_mode & 0o005 == 0o005, full
     sim_port, metrics_port = _free_port(), _free_port()
     sim_url = f"http://127.0.0.1:{sim_port}"
     log = tmp_path_factory.mktemp("sim") / "sim.log"
@@ -184,7 +198,12 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             "/etc/credstore/syncd.client-secret": (SECRET + "\n", 0o600),
         }
         with boot(
-            UNIT.read_text(), files, dropins={"test": dropin}, log_level="debug", timeout=30
+            UNIT.read_text(),
+            files,
+            dropins={"test": dropin},
+            log_level="debug",
+            timeout=30,
+            checkout=ROOT,
         ) as sd:
             yield Env(sd=sd, sim_url=sim_url, metrics_port=metrics_port)
     finally:
@@ -217,10 +236,12 @@ def test_start_reaches_active_after_ready_and_reconciles_against_the_sim(env: En
         if r["method"] in {"PUT", "PATCH"} and 200 <= int(r["status"]) < 300
     ]
     assert writes, "the daemon wrote nothing to the simulator"
-    assert env.metric("syncd_desired_lines", group="apac") == 27
-    assert env.apac_lines() == 27
+    expected = _expected_lines(env, 1.5)
+    assert env.metric("syncd_desired_lines", group="apac") == expected
+    # The campaigns carry the demand, or stay put within the hysteresis band (2 in demo.toml).
+    assert abs(env.apac_lines() - expected) <= 2
     assert "syncd is running." in [j.get("msg") for j in _json_lines(journal)]
-    assert sd.show("StatusText").startswith("apac: 18.0 FTE")
+    assert re.match(r"apac: \d+\.\d FTE → \d+ lines", sd.show("StatusText"))
 
 
 def test_host_tmp_canary_survives_the_boot(env: Env) -> None:
@@ -257,19 +278,25 @@ def test_reload_applies_the_new_configuration(env: Env) -> None:
     sd = env.sd
     sd.wait_state("active", timeout=60)
     pid = sd.show("MainPID")
-    assert env.metric("syncd_desired_lines", group="apac") == 27
-    before = env.apac_lines()
+    before = _expected_lines(env, 1.5)
+    assert env.metric("syncd_desired_lines", group="apac") == before
+    assert abs(env.apac_lines() - before) <= 2  # within the hysteresis band
+    after = _expected_lines(env, 2.5)
+    assert after > before + 2  # beyond the hysteresis band: the reload must show
     sd.write(CONFIG_PATH, _config(env.sim_url, env.metrics_port, lines_per_agent="2.5"))
     result = sd.systemctl("reload", "syncd")
     assert result.returncode == 0, result.stderr + sd.journal()[-3000:]
     # The daemon re-planned with 2.5 lines per agent and wrote the campaigns.
     sd.wait_for(
-        lambda: env.metric("syncd_desired_lines", group="apac") == 45,
+        lambda: env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5),
         timeout=30,
-        what="syncd_desired_lines{group=apac} 27 -> 45",
+        what=f"syncd_desired_lines{{group=apac}} {before} -> {after}",
     )
-    sd.wait_for(lambda: env.apac_lines() == 45, timeout=30, what="the sim's apac lines at 45")
-    assert before == 27
+    sd.wait_for(
+        lambda: env.apac_lines() == _expected_lines(env, 2.5),
+        timeout=30,
+        what="the sim's apac lines in step",
+    )
     assert sd.show("MainPID") == pid
     assert sd.show("ActiveState") == "active"
     notes = _notifications(sd)
@@ -297,7 +324,7 @@ def test_a_broken_reload_is_refused_and_the_daemon_keeps_running(env: Env) -> No
         assert sd.show("ActiveState") == "active"
         assert sd.show("MainPID") == pid
         assert env.metric("syncd_config_last_reload_successful") == 1
-        assert env.metric("syncd_desired_lines", group="apac") == 45
+        assert env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5)
     finally:
         sd.write(CONFIG_PATH, good)
 
@@ -318,7 +345,7 @@ def test_a_stalled_daemon_is_restarted_by_the_watchdog(env: Env) -> None:
     assert "Watchdog timeout" in sd.journal()
     # The restarted daemon is back in business on the same state.
     sd.wait_for(
-        lambda: env.metric("syncd_desired_lines", group="apac") == 45,
+        lambda: env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5),
         timeout=30,
         what="the restarted daemon's metrics",
     )
