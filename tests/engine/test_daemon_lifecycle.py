@@ -290,3 +290,20 @@ async def test_notify_ready_watchdog_reloading_stopping(
     assert "READY=1" in messages[reloading + 1 :]
     assert any(m.startswith("STATUS=") for m in messages)
     assert await _next(work.reloads) is True
+
+
+@pytest.mark.parametrize(
+    ("now", "interval_s", "lead_s", "expected"),
+    [
+        (0.0, 900.0, 120.0, 780.0),  # 00:13 for the 00:15 interval
+        (779.0, 900.0, 120.0, 780.0),
+        (780.0, 900.0, 120.0, 1680.0),  # strictly after now: the next one
+        (890.0, 900.0, 0.0, 900.0),
+        (86399.0, 900.0, 120.0, 86280.0 + 900.0),  # across midnight
+    ],
+    ids=["start", "just-before", "exactly-at", "no-lead", "midnight"],
+)
+def test_reconciles_align_to_interval_boundaries_minus_the_lead_time(
+    now: float, interval_s: float, lead_s: float, expected: float
+) -> None:
+    assert daemon.first_reconcile_after(now, interval_s, lead_s) == expected
