@@ -108,6 +108,12 @@ def _routes_without(sim: Any, cfg: config_mod.Config, group: str, tb: str) -> bo
     return True
 
 
+def _named(value: model.WriteValue, names: dict[str, str]) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(names.get(v, v) for v in value) + "]"
+    return str(value)
+
+
 def _polls_between(sim: Any, failover: Failover) -> int:
     return sum(
         1
@@ -177,6 +183,8 @@ def _screen(
                 mark = "FAILED (good again, in hold-down)"
             else:
                 mark = "FAILED"
+            if t.trunk_base_id == failover.trunk_base_id and failover.recovered_at is None:
+                mark += "   <- carrier failure injected"
             lines.append(
                 f"    {names.get(t.trunk_base_id, t.trunk_base_id)[:34]:<34} p{t.priority}"
                 f" {alloc.get(t.trunk_base_id, 0):3d}/{t.capacity:<3d} lines  {mark}"
@@ -324,8 +332,10 @@ async def run_demo(
                 "duration_s": round(time.monotonic() - started, 1),
             }
             if final is not None and final.plan.writes:
+                names = engine.names
                 summary["pending_writes"] = [
-                    f"{w.kind.value} {w.object_name}: {w.before} -> {w.after}"
+                    f"{w.kind.value} {w.object_name} {w.field}: {_named(w.before, names)}"
+                    f" -> {_named(w.after, names)} ({w.reason})"
                     for w in final.plan.writes
                 ]
     finally:
