@@ -194,6 +194,11 @@ def _desired_route(
         managed = frozenset(t.trunk_base_id for t in group.trunks)
         order = _merge(order, managed, _group_sequence(group, decision))
         failed.extend(tb for tb, ok in decision.healthy if not ok)
+    if not order and route.trunk_base_ids:
+        # Every trunk of the route failed: removing them all would leave a route with no trunk
+        # base, which the API does not take and which dials nothing anyway. Keep them as they
+        # were (they come back in order once healthy); the shortfall is reported elsewhere.
+        order = route.trunk_base_ids
     return order, tuple(failed)
 
 

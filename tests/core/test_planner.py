@@ -504,3 +504,17 @@ def test_format_plan_lists_every_write() -> None:
     assert text.count("route_order") == 2
     assert "[a1, a2, a3] → [a2, a3]" in text
     assert "no writes" in planner.format_plan(simple_world().plan())
+
+
+def test_a_route_whose_trunks_all_failed_is_not_emptied() -> None:
+    world = simple_world(
+        health={tb: failed(tb) for tb in TRUNKS_A},
+        orders={"r-A": ("a1", "a2", "a3")},
+    )
+    writes = writes_of(world.plan())
+    # r-A holds only group A's trunks, all failed: an empty route is not written.
+    assert ("route_order", "r-A") not in writes
+    # A route that keeps other trunks still drops the failed ones.
+    _, after, priority = writes[("route_order", "r-shared")]
+    assert after == ("x1", "b1", "b2")
+    assert priority is model.Priority.FAILOVER
