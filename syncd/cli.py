@@ -84,7 +84,11 @@ def _cmd_history(ns: argparse.Namespace) -> int:
     if not path.exists():
         print(f"{path}: no state file yet (the daemon has not written anything)", file=sys.stderr)
         return EX_FAILURE
-    store = state.StateStore(path)
+    try:
+        store = state.StateStore(path)
+    except errors.StateError as exc:
+        print(f"syncd history: {exc}", file=sys.stderr)
+        return EX_FAILURE
     try:
         rows = store.history(since=ns.since, limit=ns.limit)
     finally:

@@ -20,6 +20,10 @@ class ConfigError(SyncdError):
         super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
+class StateError(SyncdError):
+    """The state file (audit trail, failover state) cannot be opened or written."""
+
+
 class ApiError(SyncdError):
     """A Genesys Cloud API call failed.
 

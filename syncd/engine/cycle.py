@@ -85,6 +85,8 @@ class Engine:
             await self._load_trunk_bases()
             await self.poll_health()
             await self.refresh_schedules()
+        except errors.AuthError:
+            raise  # refused credentials do not heal by waiting: say so and stop
         except errors.ApiError as exc:
             # Keep running: the timers retry; reconcile waits until both inputs exist.
             log.warning("The first reads failed; retrying on the next timers: %s", exc)

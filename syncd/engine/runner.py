@@ -111,10 +111,12 @@ async def open_engine(
 ) -> AsyncIterator[Assembly]:
     """Build the transport, API client, state store and engine for ``cfg``; close them after."""
     m = m or metrics.Metrics(version=syncd.__version__)
+    creds = credentials_of(cfg)  # a missing secret fails before anything is opened
+    store = state.StateStore(cfg.state_path)
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
-        credentials_of(cfg),
+        creds,
         pacing_config=pacing.PacingConfig(quota=cfg.rate_limit.requests_per_minute, window_s=60.0),
         config=transport.TransportConfig(
             total_timeout_s=cfg.rate_limit.timeout_s,
@@ -126,7 +128,6 @@ async def open_engine(
         hook=m.on_request,
         observer=m,
     )
-    store = state.StateStore(cfg.state_path)
     labels = tr.pool.labels
     configure_metrics(m, cfg, labels)
     engine = _EngineMetrics(
@@ -180,6 +181,16 @@ async def run_daemon(path: str) -> int:
     except errors.ConfigError as exc:
         log.error("Cannot start: %s", "; ".join(exc.problems))
         return EX_CONFIG
+    except errors.AuthError as exc:
+        log.error(
+            "Cannot start: Genesys Cloud refused the credentials (%s). Check the client id, its"
+            " secret and the OAuth client's roles.",
+            exc,
+        )
+        return EX_FAILURE
+    except errors.StateError as exc:
+        log.error("Cannot start: %s", exc)
+        return EX_FAILURE
     finally:
         await runner.cleanup()
 
@@ -200,7 +211,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
-    except errors.ApiError as exc:
+    except (errors.ApiError, errors.StateError) as exc:
         print(f"syncd once: {exc}", file=sys.stderr)
         return EX_FAILURE
     if outcome is None:

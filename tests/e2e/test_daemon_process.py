@@ -10,7 +10,10 @@ clock); nothing asserts on how long anything took.
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -342,3 +345,42 @@ def test_idle_costs_only_listings(setup: Setup) -> None:
         assert seen[SCHEDULE_QUERY] == 0  # the reload kept the schedule settings: no re-fetch
         assert set(seen) <= {TRUNKS, SCHEDULE_LISTING} | reconcile_listings, seen
         assert d.stop() == 0
+
+
+def _run_to_exit(config: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", "run", "-c", str(config)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_refused_credentials_and_an_unusable_state_file_stop_the_start_clearly(
+    setup: Setup,
+) -> None:
+    # A wrong secret: the token endpoint refuses it; waiting will not help, so exit 1 with the
+    # reason (and never the secret itself) instead of retrying forever.
+    wrong = {**os.environ, "SYNCD_CLIENT_SECRET": "not-the-secret-9f3c"}
+    wrong.pop("NOTIFY_SOCKET", None)
+    done = _run_to_exit(setup.config, wrong)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "refused the credentials" in done.stdout
+    assert "not-the-secret-9f3c" not in done.stdout + done.stderr
+    # A state file that cannot be created: exit 1 naming the path, no traceback.
+    blocker = setup.tmp / "not-a-directory"
+    blocker.write_text("")
+    bad_state = write_config(
+        setup.tmp / "bad-state.toml",
+        setup.sim.url,
+        state_path=blocker / "state.sqlite3",
+        metrics_port=free_port(),
+    )
+    env = {**os.environ, "SYNCD_CLIENT_SECRET": "demo-secret"}
+    env.pop("NOTIFY_SOCKET", None)
+    done = _run_to_exit(bad_state, env)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert f"cannot open the state file {blocker / 'state.sqlite3'}" in done.stdout
+    assert "Traceback" not in done.stdout + done.stderr
