@@ -21,6 +21,7 @@ EX_OK = 0
 EX_FAILURE = 1
 EX_USAGE = 2
 EX_CONFIG = 78
+DEFAULT_CONFIG = "/etc/syncd/syncd.toml"  # where the systemd unit reads it
 
 
 def _cmd_sim(argv: list[str]) -> int:
@@ -80,6 +81,9 @@ def _cmd_history(ns: argparse.Namespace) -> int:
             path = Path(config_mod.load(ns.config).state_path)
         except errors.ConfigError as exc:
             print(str(exc), file=sys.stderr)
+            return EX_CONFIG
+        except OSError as exc:
+            print(f"{ns.config}: cannot read the configuration: {exc.strerror}", file=sys.stderr)
             return EX_CONFIG
     if not path.exists():
         print(f"{path}: no state file yet (the daemon has not written anything)", file=sys.stderr)
@@ -149,8 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_check_config)
 
     p = sub.add_parser("history", help="print recent writes from the audit trail")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-c", "--config", help="read state_path from this configuration")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument(
+        "-c",
+        "--config",
+        default=DEFAULT_CONFIG,
+        help=f"read state_path from this configuration (default {DEFAULT_CONFIG})",
+    )
     src.add_argument("--state", help="the state file itself")
     p.add_argument("--since", type=_parse_since, help="ISO-8601 time or a duration (90m, 2h, 1d)")
     p.add_argument("--limit", type=int, default=200)
