@@ -79,6 +79,27 @@ def _check_version(body: JSON, current: int, kind: str, code: str = "general.con
         raise _version_conflict(kind, version, current, code)
 
 
+def _replaced_header(sim: Sim, request: web.Request, current: JSON, body: JSON) -> JSON:
+    """The common head of a PUT's full replacement: identity and audit fields kept or bumped,
+    ``name`` and ``description`` from the body (an omitted description is dropped)."""
+    new: JSON = {"id": current["id"], "name": body["name"], "division": current["division"]}
+    if isinstance(body.get("description"), str):
+        new["description"] = body["description"]
+    new.update(
+        {
+            "version": current["version"] + 1,
+            "dateCreated": current["dateCreated"],
+            "dateModified": iso_ms(sim.now()),
+            "modifiedBy": _modifier(sim, request),
+            "createdBy": current["createdBy"],
+            "state": current["state"],
+            "modifiedByApp": "",
+            "createdByApp": current["createdByApp"],
+        }
+    )
+    return new
+
+
 def _modifier(sim: Sim, request: web.Request) -> str:
     token = sim.token(request.get(TOKEN_KEY, ""))
     return token.client_id if token is not None else "unknown"
@@ -179,23 +200,9 @@ async def put_trunk_base(request: web.Request) -> web.StreamResponse:
         raise bad_request("The trunkType of a trunk base cannot be changed.")
     _check_version(body, current["version"], "trunk base settings")
     properties = _normalize_properties(body.get("properties", {}))
-    new: JSON = {
-        "id": tb_id,
-        "name": body["name"],
-        "division": current["division"],
-    }
-    if isinstance(body.get("description"), str):
-        new["description"] = body["description"]
+    new = _replaced_header(sim, request, current, body)
     new.update(
         {
-            "version": current["version"] + 1,
-            "dateCreated": current["dateCreated"],
-            "dateModified": iso_ms(sim.now()),
-            "modifiedBy": _modifier(sim, request),
-            "createdBy": current["createdBy"],
-            "state": current["state"],
-            "modifiedByApp": "",
-            "createdByApp": current["createdByApp"],
             "trunkMetabase": current["trunkMetabase"],
             "properties": properties,
             "trunkType": current["trunkType"],
@@ -514,19 +521,9 @@ async def put_site_route(request: web.Request) -> web.StreamResponse:
     distribution = body.get("distribution") or "SEQUENTIAL"
     if distribution not in ("SEQUENTIAL", "RANDOM"):
         raise bad_request(f"distribution {distribution!r} must be SEQUENTIAL or RANDOM.")
-    new: JSON = {"id": current["id"], "name": body["name"], "division": current["division"]}
-    if isinstance(body.get("description"), str):
-        new["description"] = body["description"]
+    new = _replaced_header(sim, request, current, body)
     new.update(
         {
-            "version": current["version"] + 1,
-            "dateCreated": current["dateCreated"],
-            "dateModified": iso_ms(sim.now()),
-            "modifiedBy": _modifier(sim, request),
-            "createdBy": current["createdBy"],
-            "state": current["state"],
-            "modifiedByApp": "",
-            "createdByApp": current["createdByApp"],
             "classificationTypes": classes,
             # A boolean left out of a full replacement reads as false, as it would server-side.
             "enabled": body.get("enabled") is True,
