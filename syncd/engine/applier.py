@@ -45,10 +45,6 @@ class Report:
     skipped_backoff: int = 0
     not_started: int = 0
 
-    @property
-    def attempted(self) -> int:
-        return self.applied + self.failed + self.superseded
-
 
 @dataclasses.dataclass(slots=True)
 class _Backoff:

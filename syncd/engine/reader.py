@@ -95,7 +95,6 @@ class Reader:
         self._bu: dict[str, _BuState] = {}
         self._by_mu: dict[str, model.ManagementUnitSchedule] = {}
         self._mu_agents: dict[str, int] = {}
-        self.requests_saved = 0  # refreshes answered by the fingerprint alone (for the log)
 
     def apply_config(self, cfg: config_mod.Config) -> None:
         changed = cfg.schedule != self.cfg.schedule or _mus(cfg) != _mus(self.cfg)
@@ -140,8 +139,7 @@ class Reader:
                 f"{ref.id}@{ref.version}" for _, ref in sorted(refs.values(), key=_ref_key)
             )
             if fingerprint == bu.fingerprint and horizon_end <= bu.fetched_until:
-                self.requests_saved += 1
-                continue
+                continue  # unchanged and still covering the horizon: nothing to fetch
             fetch_end = horizon_end + int(
                 self.cfg.schedule.horizon_hours * 3600 * LOOKAHEAD_FRACTION
             )
