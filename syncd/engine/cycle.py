@@ -44,7 +44,7 @@ class Engine:
         store: state.StateStore,
         observer: ports.Observer,
         clock: Callable[[], float] = time.time,
-        on_close: Callable[[], object] | None = None,
+        on_config: Callable[[config_mod.Config], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.api = api
@@ -60,7 +60,7 @@ class Engine:
         self._trunk_bases: dict[str, model.TrunkBase] = {}
         self.last: Outcome | None = None
         self.reconciles = 0
-        self._on_close = on_close
+        self._on_config = on_config
 
     @property
     def names(self) -> dict[str, str]:
@@ -150,6 +150,8 @@ class Engine:
             )
         self.cfg = cfg
         self.reader.apply_config(cfg)
+        if self._on_config is not None:
+            self._on_config(cfg)
 
     def observe_reload(self, *, ok: bool, now: float) -> None:
         self.observer.observe_reload(ok, now)
@@ -165,10 +167,7 @@ class Engine:
         return f"{lines}; {failed} trunk(s) in failover; {self.reconciles} reconcile(s)"
 
     async def close(self) -> None:
-        if self._on_close is not None:
-            result = self._on_close()
-            if hasattr(result, "__await__"):
-                await result
+        """Nothing of its own to close: ``runner.open_engine`` owns the transport and store."""
 
     # -- the reconcile -------------------------------------------------------------------
 

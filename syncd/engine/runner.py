@@ -90,21 +90,6 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
     )
 
 
-class _EngineMetrics(cycle.Engine):
-    """The engine, re-initialising metric label sets when a reload changes groups or trunks."""
-
-    def __init__(
-        self, *args: object, metrics_: metrics.Metrics, labels: tuple[str, ...], **kw: object
-    ) -> None:
-        super().__init__(*args, **kw)  # type: ignore[arg-type]
-        self._metrics = metrics_
-        self._labels = labels
-
-    def apply_config(self, cfg: config_mod.Config) -> None:
-        super().apply_config(cfg)
-        configure_metrics(self._metrics, cfg, self._labels)
-
-
 @contextlib.asynccontextmanager
 async def open_engine(
     cfg: config_mod.Config, *, m: metrics.Metrics | None = None
@@ -130,13 +115,13 @@ async def open_engine(
     )
     labels = tr.pool.labels
     configure_metrics(m, cfg, labels)
-    engine = _EngineMetrics(
+    engine = cycle.Engine(
         cfg,
         api=api_mod.GenesysApi(tr),
         store=store,
         observer=m,
-        metrics_=m,
-        labels=labels,
+        # A reload may add or drop groups and trunks: their label sets follow.
+        on_config=lambda new: configure_metrics(m, new, labels),
     )
     try:
         yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store)
