@@ -152,10 +152,19 @@ class RouteRef(_Model):
     id: Name
 
 
+# A metric label: short, stable, Prometheus-friendly (the trunk base id when not given).
+Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", strict=True)]
+
+
 class Trunk(_Model):
     trunk_base_id: Name
     capacity: PositiveInt
     priority: NonNegInt = 1
+    label: Label | None = None
+
+    @property
+    def metric_label(self) -> str:
+        return self.label or self.trunk_base_id
 
 
 class CallRate(_Model):
@@ -217,6 +226,10 @@ class Config(_Model):
     metrics: Metrics = Metrics()
     groups: tuple[Group, ...] = Field(min_length=1)
 
+    def trunk_labels(self) -> dict[str, str]:
+        """Trunk base id → its metric label."""
+        return {t.trunk_base_id: t.metric_label for g in self.groups for t in g.trunks}
+
     def planner_settings(self) -> planner.PlannerSettings:
         return planner.PlannerSettings(
             groups=tuple(g.spec() for g in self.groups),
@@ -264,6 +277,7 @@ def _cross_checks(data: Any) -> list[str]:
         return problems
     names: dict[str, int] = {}
     trunk_owner: dict[str, str] = {}
+    label_owner: dict[str, str] = {}
     campaign_owner: dict[str, str] = {}
     for gi, group in enumerate(groups):
         if not isinstance(group, dict):
@@ -288,6 +302,14 @@ def _cross_checks(data: Any) -> list[str]:
                         f"{trunk_owner[tb]} (a trunk belongs to one group)"
                     )
                 trunk_owner.setdefault(tb, f"{here}.trunks[{ti}]")
+            label = trunk.get("label") if isinstance(trunk, dict) else None
+            if isinstance(label, str):
+                if label in label_owner:
+                    problems.append(
+                        f"{here}.trunks[{ti}].label: {label!r} is already the label of "
+                        f"{label_owner[label]} (labels tell trunks apart in the metrics)"
+                    )
+                label_owner.setdefault(label, f"{here}.trunks[{ti}]")
         for ci, camp in enumerate(group.get("campaigns") or []):
             cid = camp.get("id") if isinstance(camp, dict) else None
             if isinstance(cid, str):

@@ -196,3 +196,20 @@ def test_restart_only_sections_are_named() -> None:
     )
     # health reloads in place; the state file and the metrics socket need a restart
     assert config.restart_only_changes(old, moved) == ["state_path", "metrics"]
+
+
+def test_trunk_labels_name_trunks_in_metrics_and_must_be_unique() -> None:
+    cfg = config.load("config/demo.toml")
+    labels = cfg.trunk_labels()
+    assert labels["da598f9f-47b5-4227-a02e-3b5288064455"] == "acme-001"
+    text = Path("config/demo.toml").read_text()
+    clash = text.replace('label = "globex-003"', 'label = "acme-001"', 1).replace(
+        'label = "umbrella-005"', 'label = "no spaces allowed"', 1
+    )
+    with pytest.raises(errors.ConfigError) as info:
+        config.parse(clash)
+    problems = "\n".join(info.value.problems)
+    assert "groups[0].trunks[1].label: 'acme-001' is already the label of groups[0].trunks[0]" in (
+        problems
+    )
+    assert "groups[0].trunks[2].label" in problems

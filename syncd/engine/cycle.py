@@ -104,7 +104,7 @@ class Engine:
             after = new[tb]
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
-                self.observer.observe_failover(group_of[tb], tb)
+                self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
                 log.warning(
                     "Trunk base %s failed its health check: failing over now.",
                     name,
@@ -241,14 +241,15 @@ class Engine:
         for w in plan.writes:
             counts[w.kind.value] += 1
         self.observer.set_plan(counts)
+        labels = self.cfg.trunk_labels()
         for d in plan.decisions:
             self.observer.observe_group(
                 d.group,
                 d.staffed_fte,
                 d.desired_lines,
-                dict(d.allocation),
+                {labels[tb]: n for tb, n in d.allocation},
                 d.shortfall,
-                dict(d.healthy),
+                {labels[tb]: ok for tb, ok in d.healthy},
             )
             log.info(
                 "Group %s: %.2f staffed FTE, %d line(s) demanded, allocated %s, shortfall %d.",

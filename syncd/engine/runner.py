@@ -79,7 +79,7 @@ def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
 
 def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[str, ...]) -> None:
     m.configure(
-        groups={g.name: [t.trunk_base_id for t in g.trunks] for g in cfg.groups},
+        groups={g.name: [t.metric_label for t in g.trunks] for g in cfg.groups},
         business_units=list(cfg.schedule.business_units),
         tokens=list(labels),
         kinds=[k.value for k in model.WriteKind],
