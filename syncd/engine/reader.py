@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import zoneinfo
 from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
 
 from syncd import config as config_mod
 from syncd.core import model
@@ -30,6 +31,15 @@ from syncd.genesys import api as api_mod
 log = logging.getLogger(__name__)
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class _HasId(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_T = TypeVar("_T", bound=_HasId)
+
 # A management unit with more agents than this takes the bulk-export path in mode "auto".
 EXPORT_THRESHOLD_AGENTS = 500
 # Agent schedules are fetched this fraction of the horizon beyond it. Without a margin the
@@ -95,6 +105,7 @@ class Reader:
         self._bu: dict[str, _BuState] = {}
         self._by_mu: dict[str, model.ManagementUnitSchedule] = {}
         self._mu_agents: dict[str, int] = {}
+        self._missing: set[str] = set()  # configured ids already reported missing
 
     def apply_config(self, cfg: config_mod.Config) -> None:
         changed = cfg.schedule != self.cfg.schedule or _mus(cfg) != _mus(self.cfg)
@@ -213,15 +224,36 @@ class Reader:
         out: list[model.Route] = []
         for site in sites:
             out.extend(r for r in await self.api.list_routes(site) if r.id in wanted)
-        return tuple(out)
+        return self._found("outbound route", wanted, tuple(out))
 
     async def campaigns(self) -> tuple[model.Campaign, ...]:
         wanted = {c.id for g in self.cfg.groups for c in g.campaigns}
-        return tuple(c for c in await self.api.list_campaigns() if c.id in wanted)
+        return self._found(
+            "campaign", wanted, tuple(c for c in await self.api.list_campaigns() if c.id in wanted)
+        )
 
     async def trunk_bases(self) -> tuple[model.TrunkBase, ...]:
         wanted = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
-        return tuple(tb for tb in await self.api.list_trunk_bases() if tb.id in wanted)
+        return self._found(
+            "trunk base",
+            wanted,
+            tuple(tb for tb in await self.api.list_trunk_bases() if tb.id in wanted),
+        )
+
+    def _found(self, kind: str, wanted: set[str], found: tuple[_T, ...]) -> tuple[_T, ...]:
+        """``found``, after saying once per id which configured objects the org does not have
+        (a typo or a deleted object: the plan leaves them out, so the operator must know)."""
+        missing = wanted - {obj.id for obj in found}
+        for object_id in sorted(missing - self._missing):
+            log.warning(
+                "The configured %s %s does not exist in the org (or this client cannot see it);"
+                " syncd leaves it out until it appears.",
+                kind,
+                object_id,
+                extra={"object_id": object_id},
+            )
+        self._missing = (self._missing - wanted) | missing  # found again: may warn again
+        return found
 
 
 def _mus(cfg: config_mod.Config) -> frozenset[str]:

@@ -95,3 +95,28 @@ async def test_a_published_schedule_is_fetched_again_once(
         sim.reset_counters()
         assert await engine.refresh_schedules() is False
         assert sim.count(route=SCHEDULE_QUERY) == 0
+
+
+async def test_a_configured_object_missing_from_the_org_is_reported_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (_, asm):
+        group = asm.cfg.groups[0]
+        typo = group.campaigns[0].model_copy(update={"id": "00000000-0000-0000-0000-00000000dead"})
+        cfg = asm.cfg.model_copy(
+            update={
+                "groups": (
+                    group.model_copy(update={"campaigns": (*group.campaigns, typo)}),
+                    *asm.cfg.groups[1:],
+                )
+            }
+        )
+        rd = reader.Reader(asm.engine.api, cfg)
+        with caplog.at_level("WARNING", logger="syncd.engine.reader"):
+            first = await rd.campaigns()
+            await rd.campaigns()
+        assert typo.id not in {c.id for c in first}
+        assert len(first) == sum(len(g.campaigns) for g in asm.cfg.groups)
+        warned = [r for r in caplog.records if typo.id in r.getMessage()]
+        assert len(warned) == 1
+        assert "does not exist in the org" in warned[0].getMessage()
