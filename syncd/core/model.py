@@ -100,11 +100,16 @@ class TrunkStatus:
     connected: bool
     options_ok: tuple[bool, ...]  # one per SIP server (``optionsStatus[].optionState``)
     in_service: bool
+    # False when the trunk does not send SIP OPTIONS (``optionsEnabledStatus`` DISABLED or
+    # NOT_SUPPORTED): then there is no OPTIONS verdict to wait for, only the connection.
+    options_monitored: bool = True
 
     @property
     def healthy(self) -> bool:
-        """DOMAIN.md: connected, and at least one SIP server answers OPTIONS."""
-        return self.connected and self.in_service and any(self.options_ok)
+        """DOMAIN.md: connected, and at least one SIP server answers OPTIONS (where OPTIONS are
+        sent at all)."""
+        options = any(self.options_ok) if self.options_monitored else True
+        return self.connected and self.in_service and options
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -518,6 +518,7 @@ def parse_trunk(obj: dict[str, Any]) -> model.TrunkStatus:
         options_ok=tuple(options),
         # Absent inService means the API did not say it is out of service.
         in_service=_bool(trunk, "inService", what, True),
+        options_monitored=trunk.get("optionsEnabledStatus") not in ("DISABLED", "NOT_SUPPORTED"),
     )
 
 

@@ -219,6 +219,34 @@ def test_route_put_changes_only_the_trunk_list() -> None:
         wire.parse_route(ROUTE)
 
 
+@pytest.mark.parametrize(
+    ("enabled", "options", "healthy"),
+    [
+        ("ENABLED", [], False),  # OPTIONS are sent but none answered yet: not trusted
+        ("ENABLED", [{"proxyAddress": "a", "optionState": False}], False),
+        ("DISABLED", [], True),  # no OPTIONS at all: the connection is the only signal
+        ("NOT_SUPPORTED", [], True),
+        (None, [], False),  # not said: treated as sent
+    ],
+    ids=["enabled-no-answer", "enabled-failing", "disabled", "not-supported", "unspecified"],
+)
+def test_trunk_health_without_options_monitoring(
+    enabled: str | None, options: list[dict[str, object]], healthy: bool
+) -> None:
+    obj: dict[str, Any] = {
+        "id": "t",
+        "trunkBase": {"id": "tb"},
+        "inService": True,
+        "connectedStatus": {"connected": True},
+        "optionsStatus": options,
+    }
+    if enabled is not None:
+        obj["optionsEnabledStatus"] = enabled
+    assert wire.parse_trunk(obj).healthy is healthy
+    obj["connectedStatus"] = {"connected": False}
+    assert not wire.parse_trunk(obj).healthy
+
+
 def test_trunk_and_campaign() -> None:
     trunk = wire.parse_trunk(
         {
