@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import logging
+import signal
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -144,6 +145,9 @@ def _load(path: str) -> config_mod.Config | int:
 
 async def run_daemon(path: str) -> int:
     """``syncd run``: the long-running service."""
+    # A SIGHUP before the daemon's own handler is in place (systemctl reload during start-up)
+    # would end the process by default; the configuration read below is fresh anyway.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     logs.setup_logging()
     faulthandler.enable()  # a watchdog kill shows where the loop was stuck
     loaded = _load(path)

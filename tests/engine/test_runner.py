@@ -23,3 +23,18 @@ async def test_a_reload_that_drops_a_group_drops_its_series(
         assert 'syncd_trunk_healthy{group="americas"' not in text
         assert 'syncd_desired_lines{group="americas"' not in text
         assert 'syncd_trunk_healthy{group="apac"' in text
+
+
+async def test_a_sighup_during_start_up_is_not_fatal(tmp_path: Path) -> None:
+    import signal
+
+    from syncd.engine import runner
+
+    previous = signal.getsignal(signal.SIGHUP)
+    try:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        # Start-up stops early here (no such file), after the SIGHUP disposition was set.
+        assert await runner.run_daemon(str(tmp_path / "missing.toml")) == runner.EX_CONFIG
+        assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGHUP, previous)
