@@ -276,9 +276,17 @@ def _cross_checks(data: Any) -> list[str]:
     if not isinstance(groups, list):
         return problems
     names: dict[str, int] = {}
-    trunk_owner: dict[str, str] = {}
-    label_owner: dict[str, str] = {}
-    campaign_owner: dict[str, str] = {}
+    owners: dict[str, dict[str, str]] = {"trunk": {}, "label": {}, "campaign": {}}
+
+    def claim(kind: str, value: object, where: str, clash: str) -> None:
+        """A value that must be unique across groups: the second holder is a problem."""
+        if not isinstance(value, str):
+            return
+        seen = owners[kind]
+        if value in seen:
+            problems.append(clash.format(where=where, value=value, first=seen[value]))
+        seen.setdefault(value, where.rsplit(".", 1)[0])
+
     for gi, group in enumerate(groups):
         if not isinstance(group, dict):
             continue
@@ -294,31 +302,29 @@ def _cross_checks(data: Any) -> list[str]:
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             problems.append(f"{here}.min_lines: {lo} is greater than max_lines {hi}")
         for ti, trunk in enumerate(group.get("trunks") or []):
-            tb = trunk.get("trunk_base_id") if isinstance(trunk, dict) else None
-            if isinstance(tb, str):
-                if tb in trunk_owner:
-                    problems.append(
-                        f"{here}.trunks[{ti}].trunk_base_id: {tb} already belongs to "
-                        f"{trunk_owner[tb]} (a trunk belongs to one group)"
-                    )
-                trunk_owner.setdefault(tb, f"{here}.trunks[{ti}]")
-            label = trunk.get("label") if isinstance(trunk, dict) else None
-            if isinstance(label, str):
-                if label in label_owner:
-                    problems.append(
-                        f"{here}.trunks[{ti}].label: {label!r} is already the label of "
-                        f"{label_owner[label]} (labels tell trunks apart in the metrics)"
-                    )
-                label_owner.setdefault(label, f"{here}.trunks[{ti}]")
+            if not isinstance(trunk, dict):
+                continue
+            claim(
+                "trunk",
+                trunk.get("trunk_base_id"),
+                f"{here}.trunks[{ti}].trunk_base_id",
+                "{where}: {value} already belongs to {first} (a trunk belongs to one group)",
+            )
+            claim(
+                "label",
+                trunk.get("label"),
+                f"{here}.trunks[{ti}].label",
+                "{where}: {value!r} is already the label of {first}"
+                " (labels tell trunks apart in the metrics)",
+            )
         for ci, camp in enumerate(group.get("campaigns") or []):
-            cid = camp.get("id") if isinstance(camp, dict) else None
-            if isinstance(cid, str):
-                if cid in campaign_owner:
-                    problems.append(
-                        f"{here}.campaigns[{ci}].id: {cid} already belongs to "
-                        f"{campaign_owner[cid]} (a campaign belongs to one group)"
-                    )
-                campaign_owner.setdefault(cid, f"{here}.campaigns[{ci}]")
+            if isinstance(camp, dict):
+                claim(
+                    "campaign",
+                    camp.get("id"),
+                    f"{here}.campaigns[{ci}].id",
+                    "{where}: {value} already belongs to {first} (a campaign belongs to one group)",
+                )
     return problems
 
 

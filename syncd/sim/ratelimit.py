@@ -93,15 +93,9 @@ class FixedWindow:
         return Decision(self._used < self.quota, reset, self._used, self.quota, reset)
 
 
-class CountsRejected:
-    """Fixed aligned windows in which rejected requests count and carry over as debt."""
-
-    def __init__(self, quota: int, window_s: float) -> None:
-        self.quota = quota
-        self.window_s = window_s
-        self._t0: float | None = None
-        self._index = 0
-        self._used = 0  # units used in the current window, debt included
+class CountsRejected(FixedWindow):
+    """Fixed aligned windows in which rejected requests count and carry over as debt
+    (``_used`` holds the units of the current window, debt included)."""
 
     def _roll(self, now: float) -> float:
         if self._t0 is None:
@@ -123,13 +117,6 @@ class CountsRejected:
         debt = self._used - self.quota
         wait = end - now if debt < self.quota else end - now + self.window_s
         return Decision(False, _ceil_s(wait), self._used, self.quota, reset)
-
-    def peek(self, now: float) -> Decision:
-        if self._t0 is None:
-            return Decision(True, 0, 0, self.quota, _ceil_s(self.window_s))
-        end = self._roll(now)
-        reset = _ceil_s(end - now)
-        return Decision(self._used < self.quota, reset, self._used, self.quota, reset)
 
 
 class TokenBucket:
