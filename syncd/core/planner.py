@@ -303,7 +303,9 @@ def describe_route_change(
     if removed_other:
         parts.append(f"removes {named(removed_other)} from route {route_name}")
     if moved_last:
-        parts.append(f"moves failed {named(moved_last)} behind the healthy trunks on route {route_name}")
+        parts.append(
+            f"moves failed {named(moved_last)} behind the healthy trunks on route {route_name}"
+        )
     rest = [tb for tb in kept if tb not in moved_last]
     if not parts or [tb for tb in before if tb in rest] != rest:
         parts.append(f"reorders route {route_name} to follow allocation and health")

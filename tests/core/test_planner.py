@@ -528,9 +528,7 @@ def order_only(world: World, *route_ids: str) -> World:
         dataclasses.replace(r, trunks=ORDER_ONLY) if r.id in route_ids else r for r in ga.routes
     )
     ga = dataclasses.replace(ga, routes=routes)
-    return dataclasses.replace(
-        world, settings=dataclasses.replace(world.settings, groups=(ga, gb))
-    )
+    return dataclasses.replace(world, settings=dataclasses.replace(world.settings, groups=(ga, gb)))
 
 
 def test_the_default_route_policy_never_adds() -> None:
@@ -575,6 +573,7 @@ def test_order_only_membership_never_changes(world: World, routes: set[str]) -> 
     plan = world.plan()
     for w in plan.writes:
         if w.kind is model.WriteKind.ROUTE_ORDER and w.object_id == "r-A" and "r-A" in routes:
-            assert isinstance(w.before, tuple) and isinstance(w.after, tuple)
+            assert isinstance(w.before, tuple)
+            assert isinstance(w.after, tuple)
             assert sorted(w.before) == sorted(w.after)
     assert apply(world, plan).plan().writes == ()
