@@ -97,6 +97,8 @@ class Faults:
     def __init__(self, seed: int) -> None:
         self._seed = seed
         self._rng = random.Random(f"syncd-sim:faults:{seed}")
+        # Faults added later draw from streams of their own: the sequences above stay the same.
+        self._lost_rng = random.Random(f"syncd-sim:faults:lost:{seed}")
         self.config: FaultConfig | None = None
         self.faulted = 0  # requests faulted since the settings were set (for max_faults)
 
@@ -126,7 +128,8 @@ class Faults:
 
     def _draw(self, cfg: FaultConfig, method: str) -> FaultPlan:
         # Always draw every number, so one setting does not shift the sequence of another.
-        draws = [self._rng.random() for _ in range(7)]
+        draws = [self._rng.random() for _ in range(6)]
+        draws.append(self._lost_rng.random())
         delay = cfg.slow_s if draws[0] < cfg.slow_rate else 0.0
         if draws[1] < cfg.reset_rate:
             return FaultPlan("reset", delay)
