@@ -175,10 +175,14 @@ class PacingConfig:
 
     @property
     def failover_reserve(self) -> int:
-        """Slots of each window held back from work below failover priority."""
-        if self.failover_reserve_fraction <= 0 or self.quota < 2:
+        """Slots of each window of the configured quota held back from lower work."""
+        return self.failover_reserve_of(self.quota)
+
+    def failover_reserve_of(self, quota: int) -> int:
+        """The failover reserve of a window of ``quota`` (the one the server shows, if any)."""
+        if self.failover_reserve_fraction <= 0 or quota < 2:
             return 0
-        return min(self.quota - 1, max(1, math.floor(self.quota * self.failover_reserve_fraction)))
+        return min(quota - 1, max(1, math.floor(quota * self.failover_reserve_fraction)))
 
     def __post_init__(self) -> None:
         if self.quota < 1 or self.window_s <= 0:
@@ -322,22 +326,22 @@ class Pacer:
 
     # --- decisions ----------------------------------------------------------------------
 
-    def next_send_at(self, now: float, *, hold: int = 0) -> float | None:
-        """Earliest instant a request may be sent while ``hold`` slots stay unspent (the
-        failover reserve, for lower-priority work); None means "wait for a response"."""
+    def next_send_at(self, now: float, *, keep_reserve: bool = False) -> float | None:
+        """Earliest instant a request may be sent; None means "wait for a response". With
+        ``keep_reserve`` (work below failover priority) the failover reserve of the window —
+        of the quota the server shows, else of the assumed one — stays unspent."""
         if now < self.paused_until:
             return self.paused_until
-        hold = self._held(now, hold)
+        hold = self._held(now) if keep_reserve else 0
         if self.headers_seen:
             return self._next_by_headers(now, hold)
         return self._next_without_headers(now, hold)
 
-    def _held(self, now: float, hold: int) -> int:
-        """``hold``, but always one slot short of the limit: routine work never starves."""
+    def _held(self, now: float) -> int:
         limit = self._log_limit(now)
         if self.headers_seen:
             limit = min(limit, self._allowed)
-        return max(0, min(hold, limit - 1))
+        return self.config.failover_reserve_of(limit)
 
     def _next_by_headers(self, now: float, hold: int) -> float | None:
         avail = self.header_available(now) - hold

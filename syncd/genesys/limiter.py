@@ -149,14 +149,10 @@ class Limiter:
                 sleeper.cancel()
         waiter.wake.clear()
 
-    def _hold(self, priority: int) -> int:
-        """Slots a request of ``priority`` must leave for failover work."""
-        return 0 if priority <= model.Priority.FAILOVER else self.config.failover_reserve
-
-    def _pick(self, now: float, hold: int) -> tuple[int, float | None]:
+    def _pick(self, now: float, keep_reserve: bool) -> tuple[int, float | None]:
         best: tuple[float, int, int] | None = None
         for index, pacer in enumerate(self.pacers):
-            when = pacer.next_send_at(now, hold=hold)
+            when = pacer.next_send_at(now, keep_reserve=keep_reserve)
             key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
             if best is None or key < best:
                 best = key
@@ -170,7 +166,8 @@ class Limiter:
         heapq.heappush(self._queue, waiter)
         self._observer.on_queue_depth(len(self._queue))
         enqueued = self._clock()
-        hold = self._hold(waiter.priority)
+        # Work below failover priority leaves the failover reserve of each window unspent.
+        keep_reserve = waiter.priority > model.Priority.FAILOVER
         granted = False
         try:
             while True:
@@ -178,7 +175,7 @@ class Limiter:
                     await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now, hold)
+                index, when = self._pick(now, keep_reserve)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True

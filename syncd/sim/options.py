@@ -35,6 +35,12 @@ class SimOptions:
     quota: int = 300
     window_s: float = 60.0
     ratelimit_headers: bool = True
+    # Whose budget a request spends: its token's (default), or its OAuth client's, shared by
+    # every token of that client (another integration on the same client id).
+    ratelimit_per: Literal["token", "client"] = "token"
+    # Lower limits on endpoint families, each (method, path-template prefix, quota per window),
+    # counted per budget like the main one; a request must pass both.
+    endpoint_limits: tuple[tuple[str, str, int], ...] = ()
     # Above this many agents a schedule query/search answers with a downloadUrl, like the real
     # service does for "too large to pass directly" results (the real threshold is unpublished).
     inline_max_agents: int = 500
@@ -49,5 +55,11 @@ class SimOptions:
             raise ValueError(f"unknown rate model {self.rate_model!r}; use one of {RATE_MODELS}")
         if self.quota < 1 or self.window_s <= 0:
             raise ValueError("quota must be >= 1 and window_s > 0")
+        if self.ratelimit_per not in ("token", "client"):
+            raise ValueError(
+                f"ratelimit_per must be 'token' or 'client', not {self.ratelimit_per!r}"
+            )
+        if any(quota < 1 for _method, _prefix, quota in self.endpoint_limits):
+            raise ValueError("every endpoint limit's quota must be >= 1")
         if self.token_ttl_s < 1:
             raise ValueError("token_ttl_s must be >= 1")
