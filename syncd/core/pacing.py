@@ -265,6 +265,11 @@ class Pacer:
         self._refill_known_at = now
         self._probe_seq = 0
         self._refused_probe = 0
+        # Without headers, what the server has shown it admits: the admitted answers of the
+        # last window, and the most it ever admitted in one window. Beyond that, one request
+        # at a time: a lower real quota then costs one 429, not one per request in flight.
+        self._admitted: deque[float] = deque()
+        self._proven = 0
         self._penalty = 0  # rejected requests that a counting server charges to the next window
         self._penalty_until = -math.inf
         # Header regime: what the freshest answer said remains, and when its count resets.
@@ -368,6 +373,8 @@ class Pacer:
             return self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
         by_log = self._log.next_free(now, self._log_limit(now) - hold)
         if by_log is not None and by_log <= now:
+            if self._log.in_flight > 0 and self._log.used(now) >= self._proven:
+                return None  # beyond what the server has shown it admits: one at a time
             return now
         if self.refill == "window" and now - self._refill_known_at >= (
             self.config.reprobe_windows * self.config.window_s
@@ -408,6 +415,10 @@ class Pacer:
     ) -> None:
         """Feed back one answer (status 0: no answer arrived, the server may have counted it)."""
         self._log.on_done(t_recv)
+        if status not in (0, 429):
+            self._admitted_in_window(t_recv)
+            self._admitted.append(t_recv)
+            self._proven = max(self._proven, len(self._admitted))
         if seq == self._probe_seq:
             self._probe_seq = 0
             if status == 429:
@@ -446,6 +457,11 @@ class Pacer:
         # request pushes the instant of "full again" further out.
         self._epoch_end = t_recv + headers.reset_s if headers.reset_s > 0 else math.inf
 
+    def _admitted_in_window(self, now: float) -> int:
+        while self._admitted and self._admitted[0] + self.config.window_s <= now:
+            self._admitted.popleft()
+        return len(self._admitted)
+
     def _maybe_increase(self, now: float, status: int) -> None:
         if status == 429 or self._quota >= self.config.quota:
             return
@@ -477,7 +493,18 @@ class Pacer:
                 self.refill = "window"
                 self._refill_known_at = now
                 return self.paused_until
+            # What the server admitted in the last window is an upper bound of its quota (its
+            # window lies inside ours): take it when it is lower than the usual decrease, and
+            # send the top of each window one at a time again.
             floor = self.config.quota * self.config.min_fraction
-            self._quota = max(floor, self._quota * self.config.decrease_factor)
-            self._last_increase = now
+            admitted = self._admitted_in_window(now)
+            if 0 < admitted < self._quota:
+                learned = float(admitted)
+            else:
+                learned = self._quota * self.config.decrease_factor
+            self._quota = max(floor, learned)
+            self._proven = min(self._proven, math.floor(self._quota * self.config.decrease_factor))
+            # A limit the server has just shown holds for a while: no increase (which would
+            # only find it again, one 429 a time) until ``reprobe_windows`` have passed.
+            self._last_increase = now + (self.config.reprobe_windows - 1) * self.config.window_s
         return self.paused_until

@@ -84,6 +84,12 @@ async def test_the_pool_uses_the_token_that_can_send_first() -> None:
 
 async def test_requests_in_flight_spread_over_the_pool() -> None:
     lim, _clock, _rec = make(("pool-0", "pool-1", "pool-2"))
+    # A fresh token sends one at a time (nothing is proven yet): three go, one per token.
+    first = [await lim.acquire(2) for _ in range(3)]
+    assert sorted(lease.label for lease in first) == ["pool-0", "pool-1", "pool-2"]
+    for lease in first:
+        # The server tells each token its budget: no more one-at-a-time discovery.
+        lim.release(lease, status=200, headers=pacing.RateHeaders(count=1, allowed=100, reset_s=60))
     leases = [await lim.acquire(2) for _ in range(6)]
     assert (
         sorted(lease.label for lease in leases) == ["pool-0"] * 2 + ["pool-1"] * 2 + ["pool-2"] * 2
