@@ -411,9 +411,19 @@ class Pacer:
         return self._seq
 
     def on_response(
-        self, seq: int, *, t_recv: float, status: int, headers: RateHeaders | None
+        self,
+        seq: int,
+        *,
+        t_recv: float,
+        status: int,
+        headers: RateHeaders | None,
+        headers_elsewhere: bool = False,
     ) -> None:
-        """Feed back one answer (status 0: no answer arrived, the server may have counted it)."""
+        """Feed back one answer (status 0: no answer arrived, the server may have counted it).
+
+        ``headers_elsewhere``: the answer had headers, but they describe another limit (an
+        endpoint's): it counts as a send here without saying the server stopped sending them.
+        """
         self._log.on_done(t_recv)
         if status not in (0, 429):
             self._admitted_in_window(t_recv)
@@ -431,7 +441,7 @@ class Pacer:
         if status == 0:
             return
         if headers is None:
-            if 200 <= status < 300:
+            if 200 <= status < 300 and not headers_elsewhere:
                 # The server stopped (or never started) sending headers: pace by the log.
                 self.headers_seen = False
             self._maybe_increase(t_recv, status)
