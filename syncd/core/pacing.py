@@ -370,6 +370,8 @@ class Pacer:
 
     def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":
+            if self._log.in_flight > 0 and self._log.used(now) >= self._proven:
+                return None  # beyond what the server has shown it admits: one at a time
             return self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
         by_log = self._log.next_free(now, self._log_limit(now) - hold)
         if by_log is not None and by_log <= now:
@@ -384,11 +386,12 @@ class Pacer:
             self.refill is None
             and self._probe_seq == 0
             and self._log.in_flight == 0
-            and self._log.used(now) >= self._log_limit(now)
+            and self._log.used(now) >= self._log_limit(now) - hold
         ):
-            # Probe only with nothing in flight: an answer still on its way may be a 429. And
-            # only once the log is full: a request admitted inside the held-back reserve
-            # proves nothing about refill (so work that holds a reserve never probes).
+            # Probe only with nothing in flight: an answer still on its way may be a 429. Work
+            # that holds the failover reserve fills it first, one at a time at the bucket's
+            # pace, so that the probe itself is the request beyond the log (``on_send``): one
+            # admitted inside the log would prove nothing about refill.
             probe_at = self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
             if by_log is None or probe_at < by_log:
                 return probe_at
@@ -491,6 +494,8 @@ class Pacer:
         too high: it shrinks (multiplicative decrease) and grows back by a few percent per
         clean window. Returns the instant the pause ends.
         """
+        # What the log saw admitted is a measure of the quota only if no pause cut into it.
+        clean_window = now - self.paused_until >= self.config.window_s
         self.paused_until = max(self.paused_until, now + retry_after_s + jitter_s)
         if not with_headers:
             self._penalty = (self._penalty if now < self._penalty_until else 0) + 1
@@ -508,7 +513,7 @@ class Pacer:
             # send the top of each window one at a time again.
             floor = self.config.quota * self.config.min_fraction
             admitted = self._admitted_in_window(now)
-            if 0 < admitted < self._quota:
+            if clean_window and 0 < admitted < self._quota:
                 learned = float(admitted)
             else:
                 learned = self._quota * self.config.decrease_factor
