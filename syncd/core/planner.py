@@ -18,7 +18,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from syncd.core import allocation, health, model, staffing
+from syncd.core import allocation, health, model, staffing, table
 
 # fte × lines_per_agent computed in floats can land a hair above a whole number
 # (3 × 0.1 × 10 = 3.0000000000000004); that must not cost an extra line.
@@ -417,9 +417,12 @@ def _show(value: model.WriteValue, names: Mapping[str, str]) -> str:
     return str(value)
 
 
-def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str:
+def format_plan(
+    plan: model.Plan, names: Mapping[str, str] | None = None, *, wide: bool = False
+) -> str:
     """A table a person can read: one row per write (object, field, current → desired,
-    reason), after one summary row per group. ``names`` shows trunk bases by name."""
+    reason), after one summary row per group. ``names`` shows trunk bases by name; the table
+    fits 100 columns (objects by name) unless ``wide`` (every cell whole, ids added)."""
     names = names or {}
     lines = []
     for d in plan.decisions:
@@ -431,18 +434,19 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
     if not plan.writes:
         lines.append("no writes: actual state matches desired state")
         return "\n".join(lines)
-    rows = [("priority", "object", "field", "current → desired", "reason")]
-    for w in plan.writes:
-        rows.append(
-            (
-                w.priority.name.lower(),
-                f"{w.kind.value} {w.object_name} ({w.object_id})",
-                w.field,
-                f"{_show(w.before, names)} → {_show(w.after, names)}",
-                w.reason,
-            )
+    # The kind (campaign_lines, route_order, …) says which field; --wide shows it anyway.
+    rows = [
+        (
+            w.priority.name.lower(),
+            f"{w.kind.value} {w.object_name}",
+            f"{_show(w.before, names)} → {_show(w.after, names)}",
+            w.reason,
+            *((w.field, w.object_id) if wide else ()),
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+        for w in plan.writes
+    ]
+    header: tuple[str, ...] = ("priority", "object", "current → desired", "reason")
+    if wide:
+        header += ("field", "object id")
+    lines += table.render(header, rows, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
     return "\n".join(lines)

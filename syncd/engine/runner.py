@@ -131,9 +131,17 @@ async def open_engine(
         store.close()
 
 
-def _load(path: str) -> config_mod.Config | int:
+Overrides = tuple[str | None, str | None]  # (--api-url, --login-url)
+
+
+def load_config(path: str, endpoints: Overrides = (None, None)) -> config_mod.Config:
+    """The configuration file with the command line's ``--api-url/--login-url`` applied."""
+    return config_mod.override_endpoints(config_mod.load(path), *endpoints)
+
+
+def _load(path: str, endpoints: Overrides = (None, None)) -> config_mod.Config | int:
     try:
-        return config_mod.load(path)
+        return load_config(path, endpoints)
     except errors.ConfigError as exc:
         log.error("The configuration %s is invalid: %s", path, "; ".join(exc.problems))
         print(str(exc), file=sys.stderr)
@@ -143,14 +151,16 @@ def _load(path: str) -> config_mod.Config | int:
         return EX_CONFIG
 
 
-async def run_daemon(path: str) -> int:
+async def run_daemon(
+    path: str, *, log_level: str = "INFO", endpoints: Overrides = (None, None)
+) -> int:
     """``syncd run``: the long-running service."""
     # A SIGHUP before the daemon's own handler is in place (systemctl reload during start-up)
     # would end the process by default; the configuration read below is fresh anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logs.setup_logging()
+    logs.setup_logging(log_level)
     faulthandler.enable()  # a watchdog kill shows where the loop was stuck
-    loaded = _load(path)
+    loaded = _load(path, endpoints)
     if isinstance(loaded, int):
         return loaded
     cfg = loaded
@@ -165,7 +175,13 @@ async def run_daemon(path: str) -> int:
         return EX_FAILURE
     try:
         async with open_engine(cfg, m=m) as asm:
-            d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine)
+            d = daemon.Daemon(
+                config_path=path,
+                config=cfg,
+                work=asm.engine,
+                # A reload re-reads the file but keeps the command line's URLs.
+                load_config=lambda p: load_config(p, endpoints),
+            )
             return await d.run()
     except errors.ConfigError as exc:
         log.error("Cannot start: %s", "; ".join(exc.problems))
@@ -184,10 +200,17 @@ async def run_daemon(path: str) -> int:
         await runner.cleanup()
 
 
-async def run_once(path: str, *, dry_run: bool) -> int:
+async def run_once(
+    path: str,
+    *,
+    dry_run: bool,
+    log_level: str = "INFO",
+    endpoints: Overrides = (None, None),
+    wide: bool = False,
+) -> int:
     """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
-    logs.setup_logging(stream=sys.stderr)
-    loaded = _load(path)
+    logs.setup_logging(log_level, stream=sys.stderr)
+    loaded = _load(path, endpoints)
     if isinstance(loaded, int):
         return loaded
     try:
@@ -206,7 +229,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     if outcome is None:
         print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
         return EX_FAILURE
-    print(planner.format_plan(outcome.plan, names=names))
+    print(planner.format_plan(outcome.plan, names=names, wide=wide))
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:

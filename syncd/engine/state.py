@@ -13,13 +13,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import orjson
 
 from syncd import errors
-from syncd.core import model
+from syncd.core import model, table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS writes (
@@ -47,6 +47,10 @@ CREATE TABLE IF NOT EXISTS health (
     since INTEGER NOT NULL,
     good_since INTEGER,
     failovers INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fingerprints (
     key TEXT PRIMARY KEY,
@@ -227,6 +231,21 @@ class StateStore:
 
     # -- snapshot fingerprints ---------------------------------------------------------------
 
+    # -- names (so the audit trail can be read without the API) ------------------------------
+
+    def remember_names(self, names: Mapping[str, str]) -> None:
+        """Keep the display name of each id (trunk bases, routes): ``syncd history`` shows
+        names, and the state file is all it has."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO names (id, name) VALUES (?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET name=excluded.name WHERE name != excluded.name",
+                list(names.items()),
+            )
+
+    def names(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, name FROM names").fetchall())
+
     def get_fingerprint(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM fingerprints WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -249,20 +268,51 @@ class StateStore:
         self._db.execute("COMMIT")
 
 
-def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
-    """Human-readable lines for ``syncd history``."""
+def _show(value: object, names: Mapping[str, str]) -> str:
+    if isinstance(value, list):
+        return (
+            "[" + ", ".join(names.get(v, v) if isinstance(v, str) else str(v) for v in value) + "]"
+        )
+    return "∅" if value is None else str(value)
+
+
+def format_history(
+    rows: Iterable[AuditRow], *, names: Mapping[str, str] | None = None, wide: bool = False
+) -> str:
+    """``syncd history`` as a table: objects and trunk bases by name, 100 columns unless
+    ``wide`` (then ids, the request id and the error too, every cell whole)."""
     import datetime as dt  # noqa: PLC0415 - display only
 
+    names = names or {}
+    # The kind (campaign_lines, route_order, …) says which field; --wide shows it anyway.
+    header = ["time (UTC)", "outcome", "object", "before → after", "group: reason"]
+    if wide:
+        header += ["field", "object id", "request id", "error"]
+    out = []
     for r in rows:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        rid = f" request={r.request_id}" if r.request_id else ""
-        err = f" error={r.error}" if r.error else ""
-        yield (
-            f"{when}Z {r.outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id}) {r.field}: "
-            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{err}"
-        )
+        cells = [
+            when,
+            r.outcome,
+            f"{r.kind} {r.object_name}",
+            f"{_show(r.before, names)} → {_show(r.after, names)}",
+            f"{r.group}: {r.reason}" + (f" ({r.error})" if r.error and not wide else ""),
+        ]
+        if wide:
+            cells += [r.field, r.object_id, r.request_id, r.error]
+        out.append(cells)
+    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0, 1))
+    return "\n".join(lines)
 
 
-def _short(value: object) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= 60 else text[:57] + "..."
+def history_json(row: AuditRow, names: Mapping[str, str] | None = None) -> str:
+    """One write as a JSON object (every column, and the names of the ids it mentions)."""
+    data = dataclasses.asdict(row)
+    mentioned = [v for v in (row.before, row.after) if isinstance(v, list)]
+    data["names"] = {
+        v: (names or {})[v]
+        for vs in mentioned
+        for v in vs
+        if isinstance(v, str) and v in (names or {})
+    }
+    return orjson.dumps(data).decode()

@@ -1,12 +1,14 @@
 """Genesys Cloud regions: enum name → API base URL, and the login URL derived from it.
 
-Role: the table of FACTS.md §2 (``PureCloudRegionHosts`` of the official SDK) and the rule the
-SDKs use for the OAuth host (``//api.`` → ``//login.``), plus explicit URLs for tests and the
-simulator. It must not do I/O, and it must not accept a plain-HTTP URL for a real region.
+Role: the region table of docs/genesys-setup.md (``PureCloudRegionHosts`` of the official
+SDK) and the rule the SDKs use for the OAuth host (``//api.`` → ``//login.``), plus explicit
+URLs for tests and the simulator. It must not do I/O, and it must not accept a plain-HTTP
+URL for a real region.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 
 REGIONS: dict[str, str] = {
@@ -68,3 +70,9 @@ def resolve(
         raise ValueError(f"api_url {api_url!r} must be an http(s) URL")
     login = (login_url or login_url_for(api)).rstrip("/")
     return Endpoints(api_url=api, login_url=login)
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, for error messages: never the path or the query, which for
+    a presigned download link carries its signature."""
+    return urllib.parse.urlsplit(url).netloc or url.split("/", 1)[0]

@@ -364,7 +364,8 @@ class Transport:
                 )
             except (aiohttp.ClientError, OSError) as exc:
                 failure = errors.ConnectionFailed(
-                    f"{method} {template} failed to connect or was cut off ({type(exc).__name__}).",
+                    f"{method} {template} to {regions.host_of(url)} failed to connect or was"
+                    f" cut off ({type(exc).__name__}).",
                     endpoint=template,
                     method=method,
                 )
@@ -503,7 +504,8 @@ class Transport:
                 )
             except (aiohttp.ClientError, OSError) as exc:
                 failure = errors.ConnectionFailed(
-                    f"The download of a bulk result failed ({type(exc).__name__}).",
+                    f"The download of a bulk result from {regions.host_of(url)} failed"
+                    f" ({type(exc).__name__}).",
                     endpoint=endpoint,
                     method="GET",
                 )

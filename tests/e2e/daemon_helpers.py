@@ -176,7 +176,7 @@ def write_config(
     """``config/demo.toml`` for this simulator, with short timers (and any other replacements)."""
     text = DEMO.read_text()
     for old, new in (
-        ("http://127.0.0.1:8080", sim_url),
+        ("http://127.0.0.1:8787", sim_url),
         ("/tmp/syncd-demo/state.sqlite3", str(state_path)),
         ("127.0.0.1:9464", f"127.0.0.1:{metrics_port}"),
         ("poll_s = 15", "poll_s = 1"),
