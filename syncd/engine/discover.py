@@ -279,7 +279,7 @@ def _org_lines(org: dict[str, object]) -> Iterator[str]:
         yield "# (the token pool of the configuration discover read was not copied)"
 
 
-def _group_lines(g: _Group, inv: Inventory, policy_key: bool) -> Iterator[str]:
+def _group_lines(g: _Group, inv: Inventory) -> Iterator[str]:
     agents = sum(mu.agents for mu, _ in g.management_units)
     usable = bool(g.management_units) and bool(g.trunks)
     p = "" if usable else "# "
@@ -315,7 +315,7 @@ def _group_lines(g: _Group, inv: Inventory, policy_key: bool) -> Iterator[str]:
         yield "# ]"
     yield f"{p}routes = ["
     for sr in g.routes:
-        policy = f", trunks = {_q(DEFAULT_POLICY)}" if policy_key else ""
+        policy = f", trunks = {_q(DEFAULT_POLICY)}"
         yield (
             f"{p}  {{ site_id = {_q(sr.site.id)}, id = {_q(sr.route.id)}{policy} }},"
             f"  # {_c(sr.route.name)} ({_c(sr.site.name)}, {len(sr.route.trunk_base_ids)}"
@@ -343,12 +343,8 @@ def _group_lines(g: _Group, inv: Inventory, policy_key: bool) -> Iterator[str]:
     yield f'{p}failed_trunks = "last"  # a failed trunk stays on its route, last; "remove" drops it'
 
 
-def render(
-    inv: Inventory, *, org: dict[str, object], group_by: str, policy_key: bool | None = None
-) -> str:
+def render(inv: Inventory, *, org: dict[str, object], group_by: str) -> str:
     """The starting configuration as TOML text."""
-    if policy_key is None:
-        policy_key = "trunks" in config_mod.RouteRef.model_fields
     groups = _groups(inv, group_by)
     used_bus = [
         bu
@@ -392,7 +388,7 @@ def render(
         'staffed_categories = ["OnQueueWork"]',
     ]
     for g in groups:
-        out.extend(_group_lines(g, inv, policy_key))
+        out.extend(_group_lines(g, inv))
     unrouted = sorted(
         tb.name + f" ({tb.id})"
         for tb in inv.trunk_bases.values()

@@ -245,7 +245,7 @@ async def _check_ids(report: Report, cfg: config_mod.Config, api: api_mod.Onboar
                     f" not {ref.site_id}",
                 )
                 continue
-            policy = str(getattr(ref, "trunks", discover.DEFAULT_POLICY))
+            policy = ref.trunks
             members = set(sr.route.trunk_base_ids)
             on_routes |= members
             absent = [t.trunk_base_id for t in g.trunks if t.trunk_base_id not in members]
@@ -262,9 +262,7 @@ async def _check_ids(report: Report, cfg: config_mod.Config, api: api_mod.Onboar
                     key,
                     f"route {sr.route.name!r} on site {sr.site.name!r}, policy {policy}",
                 )
-        managed = any(
-            str(getattr(r, "trunks", discover.DEFAULT_POLICY)) == "managed" for r in g.routes
-        )
+        managed = any(r.trunks == "managed" for r in g.routes)
         for ti, t in enumerate(g.trunks):
             if (
                 org_routes is not None

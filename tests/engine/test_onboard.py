@@ -104,9 +104,7 @@ async def test_small_org_discover_passes_check_config_and_verify(
         assert tb["name"] in line
     for mu in (m for bu in org.bus for m in bu.mus):
         assert re.search(rf'"{mu.id}",  # {mu.name}: {mu.end_agent - mu.first_agent} agents', text)
-    if "trunks" in config_mod.RouteRef.model_fields:
-        policies = {getattr(r, "trunks", None) for g in cfg.groups for r in g.routes}
-        assert policies == {discover.DEFAULT_POLICY}
+    assert {r.trunks for g in cfg.groups for r in g.routes} == {discover.DEFAULT_POLICY}
     assert "time zone Asia/Singapore" in report
     assert "time zone America/Chicago" in report
 
@@ -174,12 +172,6 @@ async def test_verify_names_refused_credentials(small: RunningSim, tmp_path: Pat
     assert "not-the-secret" not in report
 
 
-@pytest.mark.xfail(
-    "trunks" not in config_mod.RouteRef.model_fields,
-    reason="until routes have the order-only membership policy, the planner adds the group's"
-    " other trunks to a route listing only some of them",
-    strict=True,
-)
 async def test_discovered_config_plans_nothing_destructive(
     small: RunningSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
