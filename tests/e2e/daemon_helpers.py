@@ -294,17 +294,12 @@ def converged(config: Path) -> bool:
 def history(state_path: Path) -> list[tuple[str, str, str]]:
     """``syncd history --state PATH`` as (outcome, kind, object id) rows, oldest first."""
     done = subprocess.run(
-        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000"],
+        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000", "--json"],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=60,
         check=True,
     )
-    rows = []
-    pattern = re.compile(r"^\S+ \S+Z (\S+)\s+(\S+)\s+.*? \(([0-9a-f-]{36})\) ")
-    for line in done.stdout.splitlines():
-        match = pattern.match(line)
-        assert match, line
-        rows.append((match.group(1), match.group(2), match.group(3)))
-    return rows
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return [(r["outcome"], r["kind"], r["object_id"]) for r in rows]
