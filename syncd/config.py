@@ -94,7 +94,7 @@ class Org(_Model):
     client_id: Name
     secret_credential: Name | None = None
     secret_env: Name | None = None
-    # Extra tokens, each with its own rate budget (DOMAIN.md: the API budget).
+    # Extra tokens, each with its own rate budget (docs/domain.md: the API budget).
     token_pool: tuple[Credential, ...] = ()
 
     @model_validator(mode="after")

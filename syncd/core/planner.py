@@ -1,6 +1,6 @@
 """The planner: desired routing state per group, and the minimal ordered plan to reach it.
 
-Role (DOMAIN.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
+Role (docs/domain.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
 group: staffed FTE → demanded lines → allocation over healthy trunks → desired route order,
 campaign line counts and (opt-in) call-rate property; then a diff against what was read, giving
 writes only where an owned value really differs (line counts only beyond the hysteresis band,
@@ -39,7 +39,7 @@ class CampaignSpec:
 
 
 class RouteMembership(enum.StrEnum):
-    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+    """What syncd may do to a route's membership, per group listing it (docs/domain.md, routes).
 
     ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
     per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
@@ -74,7 +74,7 @@ class CallRateSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSpec:
-    """A group ties staffing to capacity (DOMAIN.md, Configuration)."""
+    """A group ties staffing to capacity (docs/domain.md, Configuration)."""
 
     name: str
     management_units: tuple[str, ...]

@@ -2,8 +2,8 @@
 
 Role: TypedDicts that document the exact JSON shapes (docs/genesys-setup.md,
 api-subset.json), parsers from response bodies to ``syncd.core.model`` values, and renderers
-of request bodies. Parsers raise ``WireError`` (a ``ValueError``) naming the object and field that was wrong; the HTTP
-client translates that into ``MalformedResponse``.
+of request bodies. Parsers raise ``WireError`` (a ``ValueError``) naming the object and field
+that was wrong; the HTTP client translates that into ``MalformedResponse``.
 
 Full-replacement PUT bodies are rendered from the object exactly as read (``raw``) with only the
 owned field changed, so nothing a person configured is ever reset.

@@ -1,6 +1,6 @@
 """The Genesys Cloud calls syncd makes, returning ``core.model`` values.
 
-Role: one method per read and write of DOMAIN.md (WFM business units, activity codes, schedule
+Role: one method per read and write of docs/domain.md (WFM business units, activity codes, schedule
 listings, agent schedules by search or query — inline or via ``downloadUrl`` —, management
 units, trunk bases, trunks, site outbound routes, campaigns), each reading EVERY page of a
 listing (largest page size the API allows, to save budget) and parsing through ``core.wire``.

@@ -20,6 +20,7 @@ from syncd.engine import discover, runner
 from syncd.sim import RunningSim, start_sim
 
 SECRET_ENV = {"SYNCD_CLIENT_SECRET": "demo-secret"}
+DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
 
 
 async def syncd(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
@@ -194,3 +195,22 @@ async def test_discovered_config_plans_nothing_destructive(
         assert isinstance(w.after, tuple)
         assert sorted(w.before) == sorted(w.after)
         assert w.object_name == "Site 001 International"
+
+
+async def test_once_and_verify_point_demo_toml_at_a_simulator_on_another_port(
+    small: RunningSim, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(
+        DEMO.read_text().replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "s.db"))
+    )
+    assert f":{small.port}" not in cfg.read_text()
+    urls = ("--api-url", small.base_url)
+    code, out, err = await syncd("once", "-c", str(cfg), "--dry-run", *urls)
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("group apac: ")
+    assert all(len(line) <= 100 for line in out.splitlines())
+    code, out, err = await syncd("verify", "-c", str(cfg), *urls)
+    assert code == 0, out + err
+    assert f"at 127.0.0.1:{small.port}" in out
+    assert "unverified campaign line counts (PATCH): needs outbound:campaign:edit" in out
