@@ -314,7 +314,11 @@ class Engine:
         absent = self.reader.absent_trunk_bases
         out: dict[str, str] = {}
         for g in cfg.groups:
-            why = [f"management unit {mu}: {gaps[mu]}" for mu in g.management_units if mu in gaps]
+            by_reason: dict[str, list[str]] = {}
+            for mu in g.management_units:
+                if mu in gaps:
+                    by_reason.setdefault(gaps[mu], []).append(mu)
+            why = [f"management unit {', '.join(mus)}: {r}" for r, mus in by_reason.items()]
             why += [
                 f"trunk base {t.metric_label} ({t.trunk_base_id}) does not exist in the org"
                 for t in g.trunks

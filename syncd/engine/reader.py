@@ -234,11 +234,16 @@ class Reader:
             if mu in self.problems:
                 out[mu] = "not in the configured business units (a configuration problem)"
             elif bu_id is not None and bu_id in self._bu_error:
-                out[mu] = f"business unit {bu_id} could not be read: {self._bu_error[bu_id]}"
+                out[mu] = (
+                    f"its schedules could not be read (business unit {bu_id}:"
+                    f" {self._bu_error[bu_id]})"
+                )
             elif mu not in self._by_mu or bu_id is None:
-                errs = [f"{b}: {e}" for b, e in sorted(self._bu_error.items())]
-                out[mu] = "its schedules have not been read yet" + (
-                    f" ({'; '.join(errs)})" if errs else ""
+                errs = [f"business unit {b}: {e}" for b, e in sorted(self._bu_error.items())]
+                out[mu] = (
+                    f"its schedules could not be read ({'; '.join(errs)})"
+                    if errs
+                    else "its schedules have not been read yet"
                 )
         return out
 

@@ -54,9 +54,11 @@ class FakeWork:
         self.polls = 0
         self.polled: asyncio.Queue[int] = asyncio.Queue()
         self.start_gate: asyncio.Event | None = None  # start() waits for it when set
+        self.start_entered = asyncio.Event()
 
     async def start(self) -> None:
         self.started = True
+        self.start_entered.set()
         if self.start_gate is not None:
             await self.start_gate.wait()
 
@@ -341,8 +343,7 @@ async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:
     work = FakeWork()
     work.start_gate = asyncio.Event()  # the start-up reads hang (a slow or silent API)
     async with running(work, config_file) as (_, task):
-        while not work.started:
-            await asyncio.sleep(0)
+        await asyncio.wait_for(work.start_entered.wait(), TIMEOUT)
         os.kill(os.getpid(), signal.SIGTERM)
         assert await asyncio.wait_for(task, TIMEOUT) == 0
     assert work.reconciles == 0
