@@ -168,12 +168,15 @@ class Engine:
                 )
 
     async def refresh_schedules(self) -> bool:
+        """True when the staffing input changed: new schedules, or a group's line counts
+        became held or free (the schedules went stale or fresh again)."""
         wall = self.clock()
+        held_before = set(self._hold_reasons(self.cfg))
         changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
         for bu, fp in self.reader.fingerprints().items():
             self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
-        return changed
+        return changed or set(self._hold_reasons(self.cfg)) != held_before
 
     def _observe_staffing_age(self, wall: float) -> None:
         read_at = self.reader.staffing_read_at()
@@ -308,6 +311,21 @@ class Engine:
         return bool(self._pending_drops)
 
     def _holds(self, cfg: config_mod.Config) -> dict[str, str]:
+        """``_hold_reasons``, said in the log and the metrics."""
+        out = self._hold_reasons(cfg)
+        for g in cfg.groups:
+            self.observer.set_group_held(g.name, g.name in out)
+            if g.name in out:
+                log.warning(
+                    "Group %s: %s. Routes still follow trunk health.",
+                    g.name,
+                    out[g.name],
+                    extra={"group": g.name},
+                )
+        self.observer.set_config_problems(len(self.reader.problems))
+        return out
+
+    def _hold_reasons(self, cfg: config_mod.Config) -> dict[str, str]:
         """Group → why its line counts are held: a configured trunk base the org lacks, or
         staffing data that are missing, stale or name a unit the org does not have."""
         gaps = self.reader.staffing_gaps()
@@ -326,16 +344,6 @@ class Engine:
             ]
             if why:
                 out[g.name] = "line counts held at their current values: " + "; ".join(why)
-        for g in cfg.groups:
-            self.observer.set_group_held(g.name, g.name in out)
-            if g.name in out:
-                log.warning(
-                    "Group %s: %s. Routes still follow trunk health.",
-                    g.name,
-                    out[g.name],
-                    extra={"group": g.name},
-                )
-        self.observer.set_config_problems(len(self.reader.problems))
         return out
 
     def _guard_drops(

@@ -26,6 +26,9 @@ EXPECTED_ALERTS = {
     "SyncdRetryBudgetExhausted",
     "SyncdConfigReloadFailed",
     "SyncdScheduleSnapshotStale",
+    "SyncdStaffingDataStale",
+    "SyncdLineCountsHeld",
+    "SyncdConfigProblems",
 }
 
 
