@@ -209,6 +209,10 @@ class Reader:
             fetched_at={bu_id: bu.fetched_at for bu_id, bu in self._bu.items()},
         )
 
+    def zones(self) -> dict[str, str]:
+        """Management unit id → its business unit's time zone, for the units read so far."""
+        return {mu: bu.time_zone for bu in self._bu.values() for mu in bu.management_units}
+
     def fingerprints(self) -> dict[str, str]:
         return {bu_id: bu.fingerprint for bu_id, bu in self._bu.items()}
 
