@@ -21,7 +21,7 @@ from syncd import config as config_mod
 from syncd import errors
 from syncd.core import health, model, planner
 from syncd.engine import applier as applier_mod
-from syncd.engine import ports, reader, state
+from syncd.engine import ports, reader, state, status
 from syncd.genesys import api as api_mod
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,8 @@ class Engine:
         # Suspicious drops waiting for a re-read of their inputs: group → the total planned.
         self._pending_drops: dict[str, int] = {}
         self._problems_reported: frozenset[str] = frozenset()
+        # The capacity forecast and the status page's data (engine/status.py).
+        self.board = status.Board(observer=observer, store=store, clock=clock)
 
     @property
     def names(self) -> dict[str, str]:
@@ -131,12 +133,14 @@ class Engine:
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
                 self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
+                self.board.note_failover(group_of[tb], tb, now)
                 log.warning(
                     "Trunk base %s failed its health check: failing over now.",
                     name,
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
             else:
+                self.board.note_recovery(tb, now)
                 log.info(
                     "Trunk base %s has been healthy for the hold-down of %d s: it recovers.",
                     name,
@@ -147,6 +151,10 @@ class Engine:
             self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
+        self.board.note_health(new)
+        self.board.note_poll("health", now, self.cfg.health.poll_s)
+        if changed:
+            self.board.mark_stale()
         return bool(changed)
 
     def _observe_unknown(self, unlisted: tuple[str, ...]) -> None:
@@ -176,6 +184,9 @@ class Engine:
         for bu, fp in self.reader.fingerprints().items():
             self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
+        self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
+        if changed:
+            self.board.mark_stale()
         return changed or set(self._hold_reasons(self.cfg)) != held_before
 
     def _observe_staffing_age(self, wall: float) -> None:
@@ -210,6 +221,7 @@ class Engine:
         # is kept, so a reload that changes nothing the plan reads plans exactly as before.
         self.cfg = cfg
         self.reader.apply_config(cfg)
+        self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
         self._pending_drops.clear()
@@ -303,6 +315,8 @@ class Engine:
         if not dry_run:
             self.last = outcome
             self.reconciles += 1
+            self.board.after_reconcile(plan, complete=_complete(report), at=self.clock())
+            await self._update_forecast(snapshot, int(self.clock()))
         return outcome
 
     @property
@@ -373,6 +387,20 @@ class Engine:
         self._pending_drops = {g: totals[g] for g in held}
         return guarded
 
+    async def _update_forecast(self, snapshot: reader.ScheduleSnapshot, now: int) -> None:
+        """After the reconcile's writes: recompute the forecast if its inputs changed (else
+        only slide its 2 h and horizon summaries to ``now``)."""
+        if not self.board.needs_recompute(now):
+            self.board.slide(now)
+            return
+        await self.board.recompute(
+            status.Inputs.of(self.cfg, self.reader.zones(), self._names),
+            schedules=snapshot.schedules,
+            activity_codes=snapshot.activity_codes,
+            health_states=self.health,
+            now=now,
+        )
+
     def _observe_plan(
         self, plan: model.Plan, snapshot: reader.ScheduleSnapshot, wall: float
     ) -> None:
@@ -409,6 +437,13 @@ class Engine:
         for bu, at in snapshot.fetched_at.items():
             if at:
                 self.observer.set_snapshot_age(bu, max(0.0, wall - at))
+
+
+def _complete(report: applier_mod.Report | None) -> bool:
+    """Every planned write applied (None: there was nothing to write)."""
+    return report is None or (
+        report.failed == 0 and report.skipped_backoff == 0 and report.not_started == 0
+    )
 
 
 def _state(h: model.TrunkHealth | None) -> model.HealthState:

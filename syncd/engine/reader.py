@@ -162,8 +162,11 @@ class Reader:
         self._bu[bu_id] = state
         return state
 
-    async def refresh_schedules(self, *, now: int, wall_now: float) -> bool:
+    async def refresh_schedules(
+        self, *, now: int, wall_now: float, horizon_s: int | None = None
+    ) -> bool:
         """Fetch agent schedules where something changed; True when the snapshot changed.
+        ``horizon_s`` replaces the configured horizon (``syncd plan`` reads a whole day).
 
         Each business unit on its own: one that cannot be read (outage, 403, a ``Processing``
         answer, an answer syncd cannot parse) is recorded (``staffing_gaps``) and the others
@@ -172,7 +175,9 @@ class Reader:
         changed = False
         for bu_id in self.cfg.schedule.business_units:
             try:
-                changed |= await self._refresh_bu(bu_id, now=now, wall_now=wall_now)
+                changed |= await self._refresh_bu(
+                    bu_id, now=now, wall_now=wall_now, horizon_s=horizon_s
+                )
             except errors.NotFound:
                 self._bu_error[bu_id] = "it does not exist in the org"
                 self._problem(
@@ -253,9 +258,13 @@ class Reader:
         times = [self._bu_ok_at.get(bu) for bu in self.cfg.schedule.business_units]
         return None if any(t is None for t in times) else min(t for t in times if t is not None)
 
-    async def _refresh_bu(self, bu_id: str, *, now: int, wall_now: float) -> bool:
+    async def _refresh_bu(
+        self, bu_id: str, *, now: int, wall_now: float, horizon_s: int | None
+    ) -> bool:
         wanted = _mus(self.cfg)
-        horizon_end = now + int(self.cfg.schedule.horizon_hours * 3600)
+        if horizon_s is None:
+            horizon_s = self.cfg.schedule.horizon_hours * 3600
+        horizon_end = now + horizon_s
         bu = self._bu.get(bu_id) or await self._load_bu(bu_id)
         mus = [mu for mu in bu.management_units if mu in wanted]
         weeks = weeks_overlapping(
@@ -271,7 +280,7 @@ class Reader:
         )
         if fingerprint == bu.fingerprint and horizon_end <= bu.fetched_until:
             return False  # unchanged and still covering the horizon: nothing to fetch
-        fetch_end = horizon_end + int(self.cfg.schedule.horizon_hours * 3600 * LOOKAHEAD_FRACTION)
+        fetch_end = horizon_end + int(horizon_s * LOOKAHEAD_FRACTION)
         per_mu: dict[str, list[model.ManagementUnitSchedule]] = {mu: [] for mu in mus}
         for _, ref in sorted(refs.values(), key=_ref_key):
             for mu in mus:
@@ -325,6 +334,17 @@ class Reader:
             activity_codes=tuple(codes.values()),
             fetched_at={bu_id: bu.fetched_at for bu_id, bu in self._bu.items()},
         )
+
+    async def unit_zones(self) -> dict[str, str]:
+        """``zones()`` after reading the business units not read yet (three calls each)."""
+        for bu_id in self.cfg.schedule.business_units:
+            if bu_id not in self._bu:
+                await self._load_bu(bu_id)
+        return self.zones()
+
+    def zones(self) -> dict[str, str]:
+        """Management unit id → its business unit's time zone, for the units read so far."""
+        return {mu: bu.time_zone for bu in self._bu.values() for mu in bu.management_units}
 
     def fingerprints(self) -> dict[str, str]:
         return {bu_id: bu.fingerprint for bu_id, bu in self._bu.items()}
