@@ -1,4 +1,4 @@
-"""The ``syncd`` command line: run, once, check-config, verify, discover, history, sim, demo.
+"""The ``syncd`` command line: run, once, plan, check-config, verify, discover, history, sim, demo.
 
 Parses arguments and hands over to the engine (or the simulator); holds no logic of its own.
 
@@ -174,15 +174,33 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 def _cmd_once(ns: argparse.Namespace) -> int:
     from syncd.engine import runner  # noqa: PLC0415
 
+    if ns.json and not ns.dry_run:
+        print("syncd once: --json is for --dry-run (a plan to script against)", file=sys.stderr)
+        return EX_USAGE
     return asyncio.run(
         runner.run_once(
             ns.config,
             dry_run=ns.dry_run,
+            as_json=ns.json,
             log_level=ns.log_level,
             endpoints=_endpoints(ns),
             wide=ns.wide,
         )
     )
+
+
+def _parse_day(text: str) -> dt.date:
+    """``--day``: a calendar date, read in each group's business-unit time zone."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--day {text!r}: give a date as YYYY-MM-DD") from None
+
+
+def _cmd_plan(ns: argparse.Namespace) -> int:
+    from syncd.engine import dayplan  # noqa: PLC0415
+
+    return asyncio.run(dayplan.run_plan(ns.config, day=ns.day, as_json=ns.json))
 
 
 def _cmd_verify(ns: argparse.Namespace) -> int:
@@ -256,9 +274,22 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="every column in full, ids included (else the table fits 100 columns)",
     )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='with --dry-run: print {"writes": [...], "held": [...], "problems": [...]}',
+    )
     _add_endpoints(p, what="the configuration's [org]")
     _add_log_level(p)
     p.set_defaults(func=_cmd_once)
+
+    p = command("plan", "the day's capacity timeline per group (forecast from live reads)")
+    p.add_argument("-c", "--config", required=True, help="configuration file (TOML)")
+    p.add_argument(
+        "--day", type=_parse_day, help="YYYY-MM-DD (not set: today in each group's time zone)"
+    )
+    p.add_argument("--json", action="store_true", help="print the timelines as JSON")
+    p.set_defaults(func=_cmd_plan)
 
     p = command("check-config", "validate a configuration file (exit 78 if invalid)")
     p.add_argument("path", help="configuration file (TOML)")

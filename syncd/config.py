@@ -105,6 +105,9 @@ class Org(_Model):
             raise ValueError("set region or api_url/login_url, not both")
         if (self.secret_credential is None) == (self.secret_env is None):
             raise ValueError("set exactly one of secret_credential or secret_env")
+        for what, url in (("api_url", self.api_url), ("login_url", self.login_url)):
+            if url is not None:
+                regions.check_url(url, what=what)
         return self
 
     @property
@@ -171,6 +174,14 @@ class Schedule(_Model):
 class Health(_Model):
     poll_s: PositiveInt = 15
     hold_down_s: NonNegInt = 120
+
+
+class Safety(_Model):
+    # A plan lowering a group's line total by more than this share in one step (a failover
+    # aside) is held for one more read of its inputs and written only if that read agrees.
+    max_drop_share: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.5
+    # Health polls in a row that may miss a trunk (unknown, not failed) before syncd warns.
+    unknown_health_polls: PositiveInt = 3
 
 
 class Metrics(_Model):
@@ -270,6 +281,7 @@ class Config(_Model):
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule
     health: Health = Health()
+    safety: Safety = Safety()
     metrics: Metrics = Metrics()
     groups: tuple[Group, ...] = Field(min_length=1)
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 import syncd
@@ -124,9 +125,11 @@ async def open_engine(
         # A reload may add or drop groups and trunks: their label sets follow.
         on_config=lambda new: configure_metrics(m, new, labels),
     )
+    m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     try:
         yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store)
     finally:
+        m.set_status_source(None)
         await tr.close()
         store.close()
 
@@ -204,11 +207,13 @@ async def run_once(
     path: str,
     *,
     dry_run: bool,
+    as_json: bool = False,
     log_level: str = "INFO",
     endpoints: Overrides = (None, None),
     wide: bool = False,
 ) -> int:
-    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
+    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table (or, with
+    ``as_json``, as ``planner.plan_json``: writes, held writes and groups, problems)."""
     logs.setup_logging(log_level, stream=sys.stderr)
     loaded = _load(path, endpoints)
     if isinstance(loaded, int):
@@ -220,6 +225,7 @@ async def run_once(
             started = time.time()
             outcome = await asm.engine.run_once(dry_run=dry_run)
             names = asm.engine.names
+            problems = asm.engine.problems()
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -229,7 +235,12 @@ async def run_once(
     if outcome is None:
         print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
         return EX_FAILURE
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
+        return EX_OK
     print(planner.format_plan(outcome.plan, names=names, wide=wide))
+    for problem in problems:
+        print(f"problem: {problem}")
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS writes (
     request_id TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
-    finished_ts REAL
+    finished_ts REAL,
+    note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
 CREATE TABLE IF NOT EXISTS health (
@@ -66,6 +67,12 @@ CONFLICT = "conflict"
 INTERRUPTED = "interrupted"
 SUPERSEDED = "superseded"
 
+# The note of an applied write whose answer was lost but whose object, re-read, holds the value.
+CONFIRMED_BY_REREAD = "confirmed by re-read"
+
+# Columns added after the first release, with their definitions: added to older files on open.
+_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"),)
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRow:
@@ -85,6 +92,12 @@ class AuditRow:
     request_id: str
     error: str
     attempts: int
+    note: str = ""
+
+    @property
+    def shown_outcome(self) -> str:
+        """The outcome as people read it, e.g. ``applied (confirmed by re-read)``."""
+        return f"{self.outcome} ({self.note})" if self.note else self.outcome
 
 
 def _json(value: model.WriteValue) -> str:
@@ -104,6 +117,10 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(writes)")}
+            for column, definition in _ADDED_COLUMNS:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE writes ADD COLUMN {column} {definition}")
         except (OSError, sqlite3.Error) as exc:
             raise errors.StateError(
                 f"cannot open the state file {path}: {exc} (check state_path and that the"
@@ -147,12 +164,13 @@ class StateStore:
         request_id: str = "",
         error: str = "",
         attempts: int = 1,
+        note: str = "",
         before: model.WriteValue | object = dataclasses.MISSING,
         after: model.WriteValue | object = dataclasses.MISSING,
     ) -> None:
         """Set the outcome (and, after a re-plan, the before/after actually sent)."""
-        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?"]
-        args: list[object] = [outcome, request_id, error, attempts, now]
+        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?", "note=?"]
+        args: list[object] = [outcome, request_id, error, attempts, now, note]
         if before is not dataclasses.MISSING:
             sets.append("before=?")
             args.append(_json(before))  # type: ignore[arg-type]
@@ -174,7 +192,7 @@ class StateStore:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, note FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -194,6 +212,7 @@ class StateStore:
                 request_id=r[11],
                 error=r[12],
                 attempts=r[13],
+                note=r[14],
             )
             for r in reversed(rows)
         ]
@@ -293,7 +312,7 @@ def format_history(
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         cells = [
             when,
-            r.outcome,
+            r.shown_outcome,
             f"{r.kind} {r.object_name}",
             f"{_show(r.before, names)} → {_show(r.after, names)}",
             f"{r.group}: {r.reason}" + (f" ({r.error})" if r.error and not wide else ""),
@@ -301,7 +320,7 @@ def format_history(
         if wide:
             cells += [r.field, r.object_id, r.request_id, r.error]
         out.append(cells)
-    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0, 1))
+    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
     return "\n".join(lines)
 
 
