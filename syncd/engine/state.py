@@ -320,7 +320,7 @@ def format_history(
         if wide:
             cells += [r.field, r.object_id, r.request_id, r.error]
         out.append(cells)
-    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
+    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0, 1))
     return "\n".join(lines)
 
 

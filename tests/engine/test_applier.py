@@ -238,7 +238,7 @@ async def test_a_lost_answer_that_landed_is_confirmed_by_a_re_read_not_sent_agai
         assert row.outcome == state.APPLIED
         assert row.shown_outcome == "applied (confirmed by re-read)"
         assert row.after == planned.after
-        assert any("applied (confirmed by re-read)" in line for line in state.format_history([row]))
+        assert "applied (confirmed by re-read)" in state.format_history([row])
         again = await engine.run_once(dry_run=True)
         assert again is not None
         assert again.plan.writes == ()
