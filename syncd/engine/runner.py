@@ -127,9 +127,11 @@ async def open_engine(
         # A reload may add or drop groups and trunks: their label sets follow.
         on_config=lambda new: configure_metrics(m, new, labels),
     )
+    m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     try:
         yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store)
     finally:
+        m.set_status_source(None)
         await tr.close()
         store.close()
 
