@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 import syncd
@@ -189,8 +190,9 @@ async def run_daemon(path: str) -> int:
         await runner.cleanup()
 
 
-async def run_once(path: str, *, dry_run: bool) -> int:
-    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
+async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
+    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table (or, with
+    ``as_json``, as ``planner.plan_json``: writes, held writes and groups, problems)."""
     logs.setup_logging(stream=sys.stderr)
     loaded = _load(path)
     if isinstance(loaded, int):
@@ -202,6 +204,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
             started = time.time()
             outcome = await asm.engine.run_once(dry_run=dry_run)
             names = asm.engine.names
+            problems = asm.engine.problems()
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -211,7 +214,12 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     if outcome is None:
         print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
         return EX_FAILURE
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
+        return EX_OK
     print(planner.format_plan(outcome.plan, names=names))
+    for problem in problems:
+        print(f"problem: {problem}")
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:
