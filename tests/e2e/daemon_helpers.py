@@ -115,6 +115,19 @@ class SimProcess:
     def control(self, method: str, path: str, body: object = None) -> Any:
         return _http(method, f"{self.url}/_sim/{path}", body)
 
+    def wait_held(self, count: int, *, timeout: float) -> int:
+        """Block until the simulator holds at least ``count`` requests (``/_sim/hold``), by
+        long-polling its control API (each poll answers as soon as the count is reached)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                held: int = self.control("GET", f"hold?atLeast={count}&timeout=5")["held"]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 408 or time.monotonic() > deadline:
+                    raise
+            else:
+                return held
+
     def requests(self) -> list[dict[str, Any]]:
         reqs: list[dict[str, Any]] = self.control("GET", "requests")["requests"]
         return reqs
