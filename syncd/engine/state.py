@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS writes (
     request_id TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
-    finished_ts REAL
+    finished_ts REAL,
+    epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
 CREATE TABLE IF NOT EXISTS health (
@@ -81,6 +82,7 @@ class AuditRow:
     request_id: str
     error: str
     attempts: int
+    epoch: int | None = None  # the leader lease's fencing epoch; None without coordination
 
 
 def _json(value: model.WriteValue) -> str:
@@ -100,22 +102,31 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            self._migrate()
         except (OSError, sqlite3.Error) as exc:
             raise errors.StateError(
                 f"cannot open the state file {path}: {exc} (check state_path and that the"
                 " directory is writable, e.g. systemd's StateDirectory=)"
             ) from exc
 
+    def _migrate(self) -> None:
+        # State files written before coordination existed have no epoch column: add it (NULL
+        # for their rows, which were written without a lease). Nothing else changes.
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(writes)")}
+        if "epoch" not in columns:
+            self._db.execute("ALTER TABLE writes ADD COLUMN epoch INTEGER")
+
     def close(self) -> None:
         self._db.close()
 
     # -- audit trail -------------------------------------------------------------------------
 
-    def begin_write(self, write: model.Write, *, now: float) -> int:
-        """Record a write about to be sent; returns the row id to finish it with."""
+    def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        """Record a write about to be sent (with the lease epoch it is sent under, if any);
+        returns the row id to finish it with."""
         cur = self._db.execute(
             "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
-            " grp, priority, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " grp, priority, outcome, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 now,
                 write.kind.value,
@@ -128,6 +139,7 @@ class StateStore:
                 write.group,
                 int(write.priority),
                 PENDING,
+                epoch,
             ),
         )
         row_id = cur.lastrowid
@@ -170,7 +182,7 @@ class StateStore:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, epoch FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -190,6 +202,7 @@ class StateStore:
                 request_id=r[11],
                 error=r[12],
                 attempts=r[13],
+                epoch=r[14],
             )
             for r in reversed(rows)
         ]
@@ -257,9 +270,10 @@ def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         rid = f" request={r.request_id}" if r.request_id else ""
         err = f" error={r.error}" if r.error else ""
+        epoch = f" epoch={r.epoch}" if r.epoch is not None else ""
         yield (
             f"{when}Z {r.outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id}) {r.field}: "
-            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{err}"
+            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{epoch}{err}"
         )
 
 

@@ -95,3 +95,29 @@ def test_format_history_is_readable(tmp_path: Path) -> None:
     assert line.startswith("1970-01-01 00:00:00Z applied")
     assert "Campaign 1 (c1) outboundLineCount: 10 -> 14" in line
     assert "request=abc" in line
+
+
+def test_a_state_file_from_before_coordination_gains_an_epoch_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    old_schema = state.SCHEMA.replace(",\n    epoch INTEGER\n", "\n")
+    assert "epoch" not in old_schema
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
+        " grp, priority, outcome) VALUES (1.0, 'campaign_lines', 'c0', 'C0', 'f', '1', '2',"
+        " 'r', 'g', 2, 'applied')"
+    )
+    db.commit()
+    db.close()
+
+    store = state.StateStore(path)
+    rid = store.begin_write(_write(), now=100.0, epoch=5)
+    store.finish_write(rid, outcome=state.APPLIED, now=101.0)
+    rows = store.history()
+    assert [(r.object_id, r.epoch) for r in rows] == [("c0", None), ("c1", 5)]
+    assert "epoch=5" in list(state.format_history(rows))[1]
+    store.close()
+    state.StateStore(path).close()  # opening it again changes nothing
