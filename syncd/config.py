@@ -195,6 +195,10 @@ class CampaignRef(_Model):
 class RouteRef(_Model):
     site_id: Name
     id: Name
+    # What syncd may do to the route's membership for this group: "managed" adds the group's
+    # healthy trunks and removes its failed ones; "order-only" (the default: it can never put a
+    # carrier on a route) only reorders the group's trunks already on it, a failed one last.
+    trunks: Literal["managed", "order-only"] = "order-only"
 
 
 # A metric label: short, stable, Prometheus-friendly (the trunk base id when not given).
@@ -237,10 +241,18 @@ class Group(_Model):
             name=self.name,
             management_units=self.management_units,
             campaigns=tuple(planner.CampaignSpec(id=c.id, weight=c.weight) for c in self.campaigns),
-            routes=tuple(planner.RouteSpec(site_id=r.site_id, id=r.id) for r in self.routes),
+            routes=tuple(
+                planner.RouteSpec(
+                    site_id=r.site_id, id=r.id, trunks=planner.RouteMembership(r.trunks)
+                )
+                for r in self.routes
+            ),
             trunks=tuple(
                 allocation.TrunkSpec(
-                    trunk_base_id=t.trunk_base_id, capacity=t.capacity, priority=t.priority
+                    trunk_base_id=t.trunk_base_id,
+                    capacity=t.capacity,
+                    priority=t.priority,
+                    label=t.metric_label,
                 )
                 for t in self.trunks
             ),
@@ -326,6 +338,8 @@ def _message(err: Mapping[str, Any]) -> str:
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
         return f"must be {bounds[kind]} {limit}, got {err.get('input')!r}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', '?')}, got {err.get('input')!r}"
     msg = str(err.get("msg", "invalid"))
     return msg.removeprefix("Value error, ")
 
@@ -378,6 +392,16 @@ def _cross_checks(data: Any) -> list[str]:
                 "{where}: {value!r} is already the label of {first}"
                 " (labels tell trunks apart in the metrics)",
             )
+        seen_routes: dict[str, int] = {}
+        for ri, ref in enumerate(group.get("routes") or []):
+            rid = ref.get("id") if isinstance(ref, dict) else None
+            if isinstance(rid, str) and rid in seen_routes:
+                problems.append(
+                    f"{here}.routes[{ri}].id: {rid} is already listed as {here}.routes"
+                    f"[{seen_routes[rid]}] (one membership policy per route and group)"
+                )
+            if isinstance(rid, str):
+                seen_routes.setdefault(rid, ri)
         for ci, camp in enumerate(group.get("campaigns") or []):
             if isinstance(camp, dict):
                 claim(

@@ -103,7 +103,8 @@ def _routes_without(sim: Any, cfg: config_mod.Config, group: str, tb: str) -> bo
         if route is None:
             continue
         ids = [e.get("id") for e in route.get("externalTrunkBases") or ()]
-        if tb in ids and (g.failed_trunks == "remove" or ids[-1] != tb):
+        removes = g.failed_trunks == "remove" and ref.trunks == "managed"
+        if tb in ids and (removes or ids[-1] != tb):
             return False
     return True
 

@@ -38,10 +38,23 @@ class CampaignSpec:
     weight: float
 
 
+class RouteMembership(enum.StrEnum):
+    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+
+    ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
+    per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
+    reordered; a failed one goes to the end; nothing is ever added or removed. ORDER_ONLY is the
+    default because it can never put a carrier on a route a person did not put it on."""
+
+    MANAGED = "managed"
+    ORDER_ONLY = "order-only"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteSpec:
     site_id: str
     id: str
+    trunks: RouteMembership = RouteMembership.ORDER_ONLY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -178,21 +191,44 @@ def _merge(
     return tuple(out)
 
 
+def _reorder_only(
+    order: tuple[str, ...], group: GroupSpec, decision: model.GroupDecision
+) -> tuple[str, ...]:
+    """ORDER_ONLY: the group's healthy trunks already on the route take the group's slots in
+    allocation order; its failed ones on the route go to the end. Membership never changes."""
+    healthy = dict(decision.healthy)
+    mine = frozenset(t.trunk_base_id for t in group.trunks)
+    present = frozenset(order) & mine
+    failed = tuple(tb for tb in order if tb in present and not healthy[tb])
+    keep = tuple(tb for tb in order if tb not in failed)
+    sequence = tuple(tb for tb, _ in decision.allocation if tb in present and healthy[tb])
+    return _merge(keep, present - frozenset(failed), sequence) + failed
+
+
+def _spec_of(group: GroupSpec, route_id: str) -> RouteSpec | None:
+    return next((r for r in group.routes if r.id == route_id), None)
+
+
 def _desired_route(
     route: model.Route,
     settings: PlannerSettings,
     decisions: Mapping[str, model.GroupDecision],
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(desired order, failed trunks of the groups involved); groups listing the route are
-    applied in configuration order, each touching only its own trunks."""
+    applied in configuration order, each touching only its own trunks, as its membership
+    policy for that route allows."""
     order = route.trunk_base_ids
     failed: list[str] = []
     for group in settings.groups:
         decision = decisions.get(group.name)
-        if decision is None or not any(r.id == route.id for r in group.routes):
+        spec = _spec_of(group, route.id)
+        if decision is None or spec is None:
             continue
-        managed = frozenset(t.trunk_base_id for t in group.trunks)
-        order = _merge(order, managed, _group_sequence(group, decision))
+        if spec.trunks is RouteMembership.MANAGED:
+            managed = frozenset(t.trunk_base_id for t in group.trunks)
+            order = _merge(order, managed, _group_sequence(group, decision))
+        else:
+            order = _reorder_only(order, group, decision)
         failed.extend(tb for tb, ok in decision.healthy if not ok)
     if not order and route.trunk_base_ids:
         # Every trunk of the route failed: removing them all would leave a route with no trunk
@@ -211,19 +247,16 @@ def _route_write(
     if desired == route.trunk_base_ids:
         return None
     groups = [g.name for g in settings.groups if any(r.id == route.id for r in g.routes)]
+    before = route.trunk_base_ids
 
     def position(order: tuple[str, ...], tb: str) -> int | None:
         return order.index(tb) if tb in order else None
 
-    moved_failed = [
-        tb for tb in failed if position(route.trunk_base_ids, tb) != position(desired, tb)
-    ]
-    if moved_failed:
-        priority = model.Priority.FAILOVER
-        reason = "failed trunk " + ", ".join(moved_failed) + " moved out of the way"
-    else:
-        priority = model.Priority.STAFFING
-        reason = "trunk order follows allocation and health"
+    moved_failed = [tb for tb in failed if position(before, tb) != position(desired, tb)]
+    priority = model.Priority.FAILOVER if moved_failed else model.Priority.STAFFING
+    reason = describe_route_change(
+        route.name, before, desired, failed=frozenset(failed), labels=trunk_labels(settings)
+    )
     return model.Write(
         kind=model.WriteKind.ROUTE_ORDER,
         object_id=route.id,
@@ -236,6 +269,47 @@ def _route_write(
         group="+".join(groups),
         site_id=route.site_id,
     )
+
+
+def trunk_labels(settings: PlannerSettings) -> dict[str, str]:
+    """Trunk base id → the label people know it by (its id when it has none)."""
+    return {t.trunk_base_id: t.label or t.trunk_base_id for g in settings.groups for t in g.trunks}
+
+
+def describe_route_change(
+    route_name: str,
+    before: Sequence[str],
+    after: Sequence[str],
+    *,
+    failed: frozenset[str] = frozenset(),
+    labels: Mapping[str, str],
+) -> str:
+    """A route write in words: "adds X to route R; removes failed Y from route R; …"."""
+
+    def named(tbs: Iterable[str]) -> str:
+        return ", ".join(labels.get(tb, tb) for tb in tbs)
+
+    added = [tb for tb in after if tb not in before]
+    removed = [tb for tb in before if tb not in after]
+    kept = [tb for tb in after if tb in before]
+    moved_last = [tb for tb in kept if tb in failed and after.index(tb) != before.index(tb)]
+    parts = []
+    if added:
+        parts.append(f"adds {named(added)} to route {route_name}")
+    removed_failed = [tb for tb in removed if tb in failed]
+    removed_other = [tb for tb in removed if tb not in failed]
+    if removed_failed:
+        parts.append(f"removes failed {named(removed_failed)} from route {route_name}")
+    if removed_other:
+        parts.append(f"removes {named(removed_other)} from route {route_name}")
+    if moved_last:
+        parts.append(
+            f"moves failed {named(moved_last)} behind the healthy trunks on route {route_name}"
+        )
+    rest = [tb for tb in kept if tb not in moved_last]
+    if not parts or [tb for tb in before if tb in rest] != rest:
+        parts.append(f"reorders route {route_name} to follow allocation and health")
+    return "; ".join(parts)
 
 
 def _campaign_writes(

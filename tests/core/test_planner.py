@@ -20,6 +20,7 @@ CODES = (
 )
 TRUNKS_A = ("a1", "a2", "a3")
 TRUNKS_B = ("b1", "b2")
+MANAGED, ORDER_ONLY = planner.RouteMembership.MANAGED, planner.RouteMembership.ORDER_ONLY
 
 
 def group(
@@ -33,8 +34,8 @@ def group(
             planner.CampaignSpec(id=f"c-{name}2", weight=1.0),
         ),
         "routes": (
-            planner.RouteSpec(site_id="s1", id="r-shared"),
-            planner.RouteSpec(site_id="s1", id=f"r-{name}"),
+            planner.RouteSpec(site_id="s1", id="r-shared", trunks=MANAGED),
+            planner.RouteSpec(site_id="s1", id=f"r-{name}", trunks=MANAGED),
         ),
         "trunks": tuple(
             allocation.TrunkSpec(trunk_base_id=t, capacity=c, priority=p)
@@ -518,3 +519,61 @@ def test_a_route_whose_trunks_all_failed_is_not_emptied() -> None:
     _, after, priority = writes[("route_order", "r-shared")]
     assert after == ("x1", "b1", "b2")
     assert priority is model.Priority.FAILOVER
+
+
+def order_only(world: World, *route_ids: str) -> World:
+    """``world`` with group A's listed routes set to order-only."""
+    ga, gb = world.settings.groups
+    routes = tuple(
+        dataclasses.replace(r, trunks=ORDER_ONLY) if r.id in route_ids else r for r in ga.routes
+    )
+    ga = dataclasses.replace(ga, routes=routes)
+    return dataclasses.replace(world, settings=dataclasses.replace(world.settings, groups=(ga, gb)))
+
+
+def test_the_default_route_policy_never_adds() -> None:
+    assert planner.RouteSpec(site_id="s", id="r").trunks is ORDER_ONLY
+
+
+def test_order_only_never_adds_a_trunk() -> None:
+    # r-A holds only a3 (a person's choice); a1 and a2 carry the lines but stay off it.
+    world = order_only(simple_world(orders={"r-A": ("a3",)}), "r-A")
+    assert ("route_order", "r-A") not in writes_of(world.plan())
+    # Managed, the same route gets the group's healthy trunks added, in words.
+    managed = simple_world(orders={"r-A": ("a3",)})
+    write = next(w for w in managed.plan().writes if w.object_id == "r-A")
+    assert write.after == ("a1", "a2", "a3")
+    assert write.reason == "adds a1, a2 to route r-A"
+
+
+def test_order_only_puts_a_failed_trunk_last_and_keeps_it() -> None:
+    world = order_only(
+        simple_world(health={"a1": failed("a1")}, orders={"r-A": ("a1", "x1", "a2")}), "r-A"
+    )
+    plan = world.plan()
+    write = next(w for w in plan.writes if w.object_id == "r-A")
+    assert write.after == ("x1", "a2", "a1")
+    assert write.priority is model.Priority.FAILOVER
+    assert write.reason == "moves failed a1 behind the healthy trunks on route r-A"
+    assert apply(world, plan).plan().writes == ()
+
+
+def test_order_only_reorders_by_allocation() -> None:
+    # a3 (priority 2, standby) listed before a1: the group's slots follow allocation order.
+    world = order_only(simple_world(orders={"r-A": ("a3", "x2", "a1")}), "r-A")
+    write = next(w for w in world.plan().writes if w.object_id == "r-A")
+    assert write.after == ("a1", "x2", "a3")
+    assert write.reason == "reorders route r-A to follow allocation and health"
+
+
+@given(worlds(), st.sets(st.sampled_from(["r-A", "r-shared"])))
+@settings(max_examples=60, deadline=None)
+def test_order_only_membership_never_changes(world: World, routes: set[str]) -> None:
+    world = order_only(world, *routes)
+    plan = world.plan()
+    for w in plan.writes:
+        if w.kind is model.WriteKind.ROUTE_ORDER and w.object_id == "r-A" and "r-A" in routes:
+            assert isinstance(w.before, tuple)
+            assert isinstance(w.after, tuple)
+            assert sorted(w.before) == sorted(w.after)
+    assert apply(world, plan).plan().writes == ()
