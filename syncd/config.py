@@ -74,6 +74,9 @@ class Org(_Model):
             raise ValueError("set region or api_url/login_url, not both")
         if (self.secret_credential is None) == (self.secret_env is None):
             raise ValueError("set exactly one of secret_credential or secret_env")
+        for what, url in (("api_url", self.api_url), ("login_url", self.login_url)):
+            if url is not None:
+                regions.check_url(url, what=what)
         return self
 
     @property

@@ -162,7 +162,8 @@ def _screen(
 ) -> list[str]:
     names = engine._names
     lines = [
-        f"syncd demo — simulator {sim_url} — metrics {metrics_url} — {elapsed:5.1f} s",
+        f"syncd demo — simulator {sim_url} — metrics {metrics_url} — status page"
+        f" {metrics_url.removesuffix('metrics')} — {elapsed:5.1f} s",
         "",
     ]
     decisions = {d.group: d for d in engine.last.plan.decisions} if engine.last else {}
@@ -237,6 +238,7 @@ async def run_demo(
     state_dir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
     port = metrics_port or _free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
+    status_url = f"http://127.0.0.1:{port}/"
     try:
         cfg = demo_config(running.base_url, state_dir, port)
     except errors.ConfigError as exc:
@@ -245,7 +247,11 @@ async def run_demo(
         return runner.EX_CONFIG
     m = metrics.Metrics(version=syncd.__version__)
     metrics_runner = await metrics.start_server(m, host="127.0.0.1", port=port)
-    print(f"syncd demo: simulator at {running.base_url}, metrics at {metrics_url}", file=out)
+    print(
+        f"syncd demo: simulator at {running.base_url}, metrics at {metrics_url},"
+        f" status page at {status_url}",
+        file=out,
+    )
     if log_dir is not None:
         print(f"syncd demo: daemon logs in {log_dir / 'syncd.log'}", file=out)
     failover = Failover()

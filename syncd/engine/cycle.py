@@ -19,7 +19,7 @@ from syncd import config as config_mod
 from syncd import errors
 from syncd.core import health, model, planner
 from syncd.engine import applier as applier_mod
-from syncd.engine import ports, reader, state
+from syncd.engine import ports, reader, state, status
 from syncd.genesys import api as api_mod
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,8 @@ class Engine:
         self.last: Outcome | None = None
         self.reconciles = 0
         self._on_config = on_config
+        # The capacity forecast and the status page's data (engine/status.py).
+        self.board = status.Board(observer=observer, store=store, clock=clock)
 
     @property
     def names(self) -> dict[str, str]:
@@ -107,12 +109,14 @@ class Engine:
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
                 self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
+                self.board.note_failover(group_of[tb], tb, now)
                 log.warning(
                     "Trunk base %s failed its health check: failing over now.",
                     name,
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
             else:
+                self.board.note_recovery(tb, now)
                 log.info(
                     "Trunk base %s has been healthy for the hold-down of %d s: it recovers.",
                     name,
@@ -123,6 +127,10 @@ class Engine:
             self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
+        self.board.note_health(new)
+        self.board.note_poll("health", now, self.cfg.health.poll_s)
+        if changed:
+            self.board.mark_stale()
         return bool(changed)
 
     async def refresh_schedules(self) -> bool:
@@ -131,6 +139,9 @@ class Engine:
         for bu, fp in self.reader.fingerprints().items():
             self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._schedules_seen = True
+        self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
+        if changed:
+            self.board.mark_stale()
         return changed
 
     async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool:
@@ -158,6 +169,7 @@ class Engine:
             )
         self.cfg = cfg
         self.reader.apply_config(cfg)
+        self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
 
@@ -240,7 +252,23 @@ class Engine:
         if not dry_run:
             self.last = outcome
             self.reconciles += 1
+            self.board.after_reconcile(plan, complete=_complete(report), at=self.clock())
+            await self._update_forecast(snapshot, int(self.clock()))
         return outcome
+
+    async def _update_forecast(self, snapshot: reader.ScheduleSnapshot, now: int) -> None:
+        """After the reconcile's writes: recompute the forecast if its inputs changed (else
+        only slide its 2 h and horizon summaries to ``now``)."""
+        if not self.board.needs_recompute(now):
+            self.board.slide(now)
+            return
+        await self.board.recompute(
+            status.Inputs.of(self.cfg, self.reader.zones(), self._names),
+            schedules=snapshot.schedules,
+            activity_codes=snapshot.activity_codes,
+            health_states=self.health,
+            now=now,
+        )
 
     def _observe_plan(
         self, plan: model.Plan, snapshot: reader.ScheduleSnapshot, wall: float
@@ -278,6 +306,13 @@ class Engine:
         for bu, at in snapshot.fetched_at.items():
             if at:
                 self.observer.set_snapshot_age(bu, max(0.0, wall - at))
+
+
+def _complete(report: applier_mod.Report | None) -> bool:
+    """Every planned write applied (None: there was nothing to write)."""
+    return report is None or (
+        report.failed == 0 and report.skipped_backoff == 0 and report.not_started == 0
+    )
 
 
 def _state(h: model.TrunkHealth | None) -> model.HealthState:

@@ -130,10 +130,16 @@ class Reader:
         self._bu[bu_id] = state
         return state
 
-    async def refresh_schedules(self, *, now: int, wall_now: float) -> bool:
-        """Fetch agent schedules where something changed; True when the snapshot changed."""
+    async def refresh_schedules(
+        self, *, now: int, wall_now: float, horizon_s: int | None = None
+    ) -> bool:
+        """Fetch agent schedules where something changed; True when the snapshot changed.
+
+        ``horizon_s`` replaces the configured horizon (``syncd plan`` reads a whole day)."""
         wanted = _mus(self.cfg)
-        horizon_end = now + int(self.cfg.schedule.horizon_hours * 3600)
+        if horizon_s is None:
+            horizon_s = self.cfg.schedule.horizon_hours * 3600
+        horizon_end = now + horizon_s
         changed = False
         for bu_id in self.cfg.schedule.business_units:
             bu = self._bu.get(bu_id) or await self._load_bu(bu_id)
@@ -151,9 +157,7 @@ class Reader:
             )
             if fingerprint == bu.fingerprint and horizon_end <= bu.fetched_until:
                 continue  # unchanged and still covering the horizon: nothing to fetch
-            fetch_end = horizon_end + int(
-                self.cfg.schedule.horizon_hours * 3600 * LOOKAHEAD_FRACTION
-            )
+            fetch_end = horizon_end + int(horizon_s * LOOKAHEAD_FRACTION)
             per_mu: dict[str, list[model.ManagementUnitSchedule]] = {mu: [] for mu in mus}
             for _, ref in sorted(refs.values(), key=_ref_key):
                 for mu in mus:
@@ -208,6 +212,17 @@ class Reader:
             activity_codes=tuple(codes.values()),
             fetched_at={bu_id: bu.fetched_at for bu_id, bu in self._bu.items()},
         )
+
+    async def unit_zones(self) -> dict[str, str]:
+        """``zones()`` after reading the business units not read yet (three calls each)."""
+        for bu_id in self.cfg.schedule.business_units:
+            if bu_id not in self._bu:
+                await self._load_bu(bu_id)
+        return self.zones()
+
+    def zones(self) -> dict[str, str]:
+        """Management unit id → its business unit's time zone, for the units read so far."""
+        return {mu: bu.time_zone for bu in self._bu.values() for mu in bu.management_units}
 
     def fingerprints(self) -> dict[str, str]:
         return {bu_id: bu.fingerprint for bu_id, bu in self._bu.items()}

@@ -130,11 +130,13 @@ async def open_engine(
         on_config=lambda new: configure_metrics(m, new, labels),
         fence=coord,
     )
+    m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     try:
         yield Assembly(
             cfg=cfg, engine=engine, metrics=m, transport=tr, store=store, coordinator=coord
         )
     finally:
+        m.set_status_source(None)
         if coord is not None:
             await coord.close()
         await tr.close()

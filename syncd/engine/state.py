@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS writes (
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
     finished_ts REAL,
+    note TEXT NOT NULL DEFAULT '',
     epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
@@ -63,6 +64,13 @@ CONFLICT = "conflict"
 INTERRUPTED = "interrupted"
 SUPERSEDED = "superseded"
 
+# The note of an applied write whose answer was lost but whose object, re-read, holds the value.
+CONFIRMED_BY_REREAD = "confirmed by re-read"
+
+# Columns added after the first release, with their definitions: added to older files on open.
+# ``epoch``: the leader lease's fencing epoch (docs/ha.md); NULL for rows written without one.
+_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"), ("epoch", "INTEGER"))
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRow:
@@ -82,7 +90,13 @@ class AuditRow:
     request_id: str
     error: str
     attempts: int
+    note: str = ""
     epoch: int | None = None  # the leader lease's fencing epoch; None without coordination
+
+    @property
+    def shown_outcome(self) -> str:
+        """The outcome as people read it, e.g. ``applied (confirmed by re-read)``."""
+        return f"{self.outcome} ({self.note})" if self.note else self.outcome
 
 
 def _json(value: model.WriteValue) -> str:
@@ -102,19 +116,15 @@ class StateStore:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
-            self._migrate()
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(writes)")}
+            for column, definition in _ADDED_COLUMNS:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE writes ADD COLUMN {column} {definition}")
         except (OSError, sqlite3.Error) as exc:
             raise errors.StateError(
                 f"cannot open the state file {path}: {exc} (check state_path and that the"
                 " directory is writable, e.g. systemd's StateDirectory=)"
             ) from exc
-
-    def _migrate(self) -> None:
-        # State files written before coordination existed have no epoch column: add it (NULL
-        # for their rows, which were written without a lease). Nothing else changes.
-        columns = {row[1] for row in self._db.execute("PRAGMA table_info(writes)")}
-        if "epoch" not in columns:
-            self._db.execute("ALTER TABLE writes ADD COLUMN epoch INTEGER")
 
     def close(self) -> None:
         self._db.close()
@@ -155,12 +165,13 @@ class StateStore:
         request_id: str = "",
         error: str = "",
         attempts: int = 1,
+        note: str = "",
         before: model.WriteValue | object = dataclasses.MISSING,
         after: model.WriteValue | object = dataclasses.MISSING,
     ) -> None:
         """Set the outcome (and, after a re-plan, the before/after actually sent)."""
-        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?"]
-        args: list[object] = [outcome, request_id, error, attempts, now]
+        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?", "note=?"]
+        args: list[object] = [outcome, request_id, error, attempts, now, note]
         if before is not dataclasses.MISSING:
             sets.append("before=?")
             args.append(_json(before))  # type: ignore[arg-type]
@@ -182,7 +193,7 @@ class StateStore:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts, epoch FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, note, epoch FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -202,7 +213,8 @@ class StateStore:
                 request_id=r[11],
                 error=r[12],
                 attempts=r[13],
-                epoch=r[14],
+                note=r[14],
+                epoch=r[15],
             )
             for r in reversed(rows)
         ]
@@ -272,8 +284,9 @@ def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
         err = f" error={r.error}" if r.error else ""
         epoch = f" epoch={r.epoch}" if r.epoch is not None else ""
         yield (
-            f"{when}Z {r.outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id}) {r.field}: "
-            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{epoch}{err}"
+            f"{when}Z {r.shown_outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id})"
+            f" {r.field}: {_short(r.before)} -> {_short(r.after)}"
+            f"  [{r.group}: {r.reason}]{rid}{epoch}{err}"
         )
 
 

@@ -19,6 +19,7 @@ raise into a caller: an observer that fails would turn a metric into an outage.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib.metadata
 import re
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
@@ -38,12 +40,16 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
+from syncd.obs import statuspage
+
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_RETRY_REASONS",
     "DEFAULT_WRITE_OUTCOMES",
+    "FORECAST_WINDOWS",
     "Metrics",
     "RequestEvent",
+    "StatusSource",
     "make_app",
     "start_server",
 ]
@@ -55,6 +61,11 @@ DEFAULT_WRITE_OUTCOMES: tuple[str, ...] = ("applied", "failed", "conflict", "sup
 # answered with a fresh token); pre-created so "Retries by reason" reads 0, not absent, before
 # the first retry. Other reasons (a 5xx status, an exception name) appear when they happen.
 DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
+# The capacity forecast's summary windows: the next 2 hours, and the whole horizon.
+FORECAST_WINDOWS: tuple[str, ...] = ("2h", "horizon")
+# API spend on the status page: requests sent in this trailing window, against the quota.
+SPEND_WINDOW_S = 60.0
+
 
 # Buckets sized for what each histogram measures (Genesys answers in tens to hundreds of ms;
 # Retry-After is whole seconds, usually under a minute; the limiter waits up to a pause).
@@ -86,6 +97,13 @@ class RequestEvent(Protocol):
     def token(self) -> str: ...
     @property
     def request_id(self) -> str: ...
+
+
+class StatusSource(Protocol):
+    """What serves the status page's data (``engine.status.Board``): plain JSON-able data;
+    ``ValueError`` for a bad query (answered 400 with its message)."""
+
+    def status(self, query: Mapping[str, str]) -> dict[str, Any]: ...
 
 
 def endpoint_label(endpoint: str) -> str:
@@ -359,6 +377,25 @@ class Metrics:
             "Time requests waited for the API budget shared with the other replicas.",
             registry=r,
         )
+        self.forecast_shortfall = Gauge(
+            "syncd_forecast_shortfall_max_lines",
+            "Largest capacity shortfall the forecast expects for the group within the window"
+            ' ("2h": the next two hours, "horizon": the schedule horizon), with today\'s trunk'
+            " health held constant.",
+            ["group", "window"],
+            registry=r,
+        )
+        self.forecast_shortfall_start = Gauge(
+            "syncd_forecast_shortfall_start_timestamp_seconds",
+            "Unix time the interval with that largest expected shortfall starts (0 = none).",
+            ["group", "window"],
+            registry=r,
+        )
+        self.forecast_computed = Gauge(
+            "syncd_forecast_computed_timestamp_seconds",
+            "Unix time of the last forecast recomputation (schedules, health or config changed).",
+            registry=r,
+        )
         self.build_info = Gauge(
             "syncd_build_info",
             "Always 1; the version label says which syncd is running.",
@@ -377,6 +414,9 @@ class Metrics:
         self._bus: tuple[str, ...] = ()
         self._tokens: tuple[str, ...] = ()
         self._kinds: tuple[str, ...] = ()
+        self._quota = 0.0
+        self._sent: dict[str, collections.deque[float]] = {}
+        self.status_source: StatusSource | None = None
 
     # ------------------------------------------------------------------ configuration
     def configure(
@@ -410,6 +450,9 @@ class Metrics:
                     self.desired_lines,
                 ):
                     _remove(gauge, group)
+                for window in FORECAST_WINDOWS:
+                    _remove(self.forecast_shortfall, group, window)
+                    _remove(self.forecast_shortfall_start, group, window)
             for trunk in trunks:
                 if kept is None or trunk not in kept:
                     _remove(self.trunk_healthy, group, trunk)
@@ -433,6 +476,9 @@ class Metrics:
             self.capacity_shortfall.labels(group)
             self.staffed_fte.labels(group)
             self.desired_lines.labels(group)
+            for window in FORECAST_WINDOWS:
+                self.forecast_shortfall.labels(group, window)
+                self.forecast_shortfall_start.labels(group, window)
             for trunk in trunks:
                 self.failover_events.labels(group, trunk)
                 self.allocated_lines.labels(group, trunk)
@@ -463,6 +509,7 @@ class Metrics:
         for reason in retry_reasons:
             self.retries.labels(reason)
         self.api_retry_after_max.set(max_retry_after_s)
+        self._quota = quota_per_minute
 
     # ------------------------------------------------------------------ HTTP client observers
     def on_request(self, event: Any) -> None:
@@ -471,7 +518,11 @@ class Metrics:
         method = str(event.method).upper()
         status = int(event.status)
         self.api_requests.labels(ep, method, _code_label(status)).inc()
-        self.api_token_requests.labels(token_label(str(event.token))).inc()
+        token = token_label(str(event.token))
+        self.api_token_requests.labels(token).inc()
+        sent = self._sent.setdefault(token, collections.deque())
+        sent.append(time.time())
+        _trim(sent, sent[-1] - SPEND_WINDOW_S)
         self.api_duration.labels(ep, method).observe(max(0.0, float(event.duration_s)))
         if status == 429:
             self.api_rate_limited.labels(ep).inc()
@@ -586,6 +637,45 @@ class Metrics:
     def on_shared_budget_wait(self, seconds: float) -> None:
         self.shared_budget_wait.inc(max(0.0, seconds))
 
+    # ------------------------------------------------------------------ forecast
+    def observe_forecast(self, group: str, window: str, shortfall: int, starts_at: float) -> None:
+        """The forecast's largest shortfall for ``group`` within ``window`` (one of
+        ``FORECAST_WINDOWS``) and the Unix time it starts (0 when there is none)."""
+        self.forecast_shortfall.labels(group, window).set(shortfall)
+        self.forecast_shortfall_start.labels(group, window).set(starts_at)
+
+    def observe_forecast_computed(self, now: float) -> None:
+        """The forecast was recomputed at ``now`` (Unix time)."""
+        self.forecast_computed.set(now)
+
+    # ------------------------------------------------------------------ status page
+    def set_status_source(self, source: StatusSource | None) -> None:
+        """Serve ``GET /`` and ``GET /status.json`` from ``source`` (503 while None)."""
+        self.status_source = source
+
+    def api_spend(self, now: float | None = None) -> dict[str, Any]:
+        """Requests sent per token in the last ``SPEND_WINDOW_S`` against the quota."""
+        now = time.time() if now is None else now
+        tokens = []
+        for token in sorted({*self._tokens, *self._sent}):
+            sent = self._sent.get(token)
+            if sent is not None:
+                _trim(sent, now - SPEND_WINDOW_S)
+            tokens.append(
+                {"token": token, "requests": len(sent or ()), "quota_per_minute": self._quota}
+            )
+        return {"window_s": SPEND_WINDOW_S, "tokens": tokens}
+
+    def status_document(self, query: Mapping[str, str]) -> dict[str, Any] | None:
+        """The status source's document with the API spend added; None while there is none.
+        ``ValueError`` for a bad query."""
+        source = self.status_source
+        if source is None:
+            return None
+        doc = source.status(query)
+        doc["api"] = self.api_spend()
+        return doc
+
     # ------------------------------------------------------------------ exposition
     def render(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4) of this registry.
@@ -621,27 +711,69 @@ def _children_1(metric: Gauge) -> set[str]:
     return {labels[0] for labels in _children(metric)}
 
 
+def _trim(sent: collections.deque[float], before: float) -> None:
+    while sent and sent[0] < before:
+        sent.popleft()
+
+
 def _remove(metric: Gauge, *labels: str) -> None:
     if tuple(labels) in _children(metric):
         metric.remove(*labels)
 
 
 def make_app(metrics: Metrics) -> web.Application:
-    """An aiohttp application serving ``GET /metrics`` from ``metrics``."""
+    """An aiohttp application serving ``GET /metrics`` from ``metrics``, and the status page:
+    ``GET /`` (HTML) and ``GET /status.json`` from its status source."""
 
     async def handle(request: web.Request) -> web.Response:
         del request
         return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
 
+    def document(request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            doc = metrics.status_document(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        if doc is None:
+            return web.Response(
+                status=503, text="syncd is starting: no status yet\n", headers=_NO_STORE
+            )
+        return doc
+
+    async def status_json(request: web.Request) -> web.Response:
+        doc = document(request)
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(
+            body=orjson.dumps(doc), content_type="application/json", headers=_NO_STORE
+        )
+
+    async def status_html(request: web.Request) -> web.Response:
+        doc = document(request)
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(
+            text=statuspage.render(doc),
+            content_type="text/html",
+            charset="utf-8",
+            headers=_NO_STORE,
+        )
+
     app = web.Application()
     app.router.add_get("/metrics", handle)
+    app.router.add_get("/status.json", status_json)
+    app.router.add_get("/", status_html)
     return app
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def start_server(
     metrics: Metrics, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> web.AppRunner:
-    """Serve ``/metrics`` on ``host:port``; the caller owns the runner (``await runner.cleanup()``).
+    """Serve ``/metrics`` and the status page on ``host:port``; the caller owns the runner
+    (``await runner.cleanup()``).
 
     Loopback by default: the exposition is not secret, but nothing outside the host needs it
     unless the operator says so (a Prometheus on another host: bind 0.0.0.0 behind a firewall).

@@ -23,7 +23,7 @@ from typing import Any
 
 from syncd.sim import org as orgmod
 from syncd.sim import wfm
-from syncd.sim.faults import FaultConfig, Faults
+from syncd.sim.faults import FaultConfig, Faults, Hold, HoldConfig
 from syncd.sim.options import RATE_MODELS, RateModelName, SimOptions
 from syncd.sim.org import JSON, Org, iso_ms, iso_s
 from syncd.sim.ratelimit import Decision, RateModel, make_model
@@ -130,6 +130,7 @@ class Sim:
         self.counters = Counters()
         self.log: deque[LogEntry] = deque(maxlen=options.request_log_size)
         self.faults = Faults(org.seed)
+        self.hold = Hold()
         self.blobs: dict[str, Blob] = {}
         self.uploads: dict[str, tuple[str, str, str]] = {}  # key -> (bu id, schedule id, blob key)
         self._sign_key = secrets.token_bytes(16)
@@ -298,6 +299,23 @@ class Sim:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    # --- the hold (park requests until released) ------------------------------------------
+
+    def set_hold(self, settings: dict[str, Any] | HoldConfig) -> JSON:
+        """Park every matching /api/v2 request before it is handled, until ``release_hold``."""
+        try:
+            config = (
+                settings if isinstance(settings, HoldConfig) else HoldConfig.from_json(settings)
+            )
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from exc
+        self.hold.set(config)
+        return self.hold.to_json()
+
+    async def release_hold(self) -> JSON:
+        """Stop holding; parked requests are handled (a parked write lands) before this returns."""
+        return {"released": await self.hold.release(), "hold": None}
 
     # --- presigned blobs ----------------------------------------------------------------
 

@@ -101,8 +101,10 @@ def test_a_state_file_from_before_coordination_gains_an_epoch_column(tmp_path: P
     import sqlite3
 
     path = tmp_path / "old.db"
-    old_schema = state.SCHEMA.replace(",\n    epoch INTEGER\n", "\n")
+    added = ",\n    note TEXT NOT NULL DEFAULT '',\n    epoch INTEGER\n"
+    old_schema = state.SCHEMA.replace(added, "\n")
     assert "epoch" not in old_schema
+    assert "note" not in old_schema
     db = sqlite3.connect(path)
     db.executescript(old_schema)
     db.execute(

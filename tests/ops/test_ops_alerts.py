@@ -23,6 +23,7 @@ EXPECTED_ALERTS = {
     "SyncdReconcileLag",
     "SyncdTrunkInFailover",
     "SyncdCapacityShortfall",
+    "SyncdCapacityShortfallExpected",
     "SyncdRetryBudgetExhausted",
     "SyncdConfigReloadFailed",
     "SyncdScheduleSnapshotStale",
