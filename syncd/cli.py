@@ -113,7 +113,10 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 def _cmd_once(ns: argparse.Namespace) -> int:
     from syncd.engine import runner  # noqa: PLC0415
 
-    return asyncio.run(runner.run_once(ns.config, dry_run=ns.dry_run))
+    if ns.json and not ns.dry_run:
+        print("syncd once: --json is for --dry-run (a plan to script against)", file=sys.stderr)
+        return EX_USAGE
+    return asyncio.run(runner.run_once(ns.config, dry_run=ns.dry_run, as_json=ns.json))
 
 
 def _parse_day(text: str) -> dt.date:
@@ -160,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("once", help="one reconcile: read, plan, (apply), print the plan")
     p.add_argument("-c", "--config", required=True)
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='with --dry-run: print {"writes": [...], "held": [...], "problems": [...]}',
+    )
     p.set_defaults(func=_cmd_once)
 
     p = sub.add_parser(

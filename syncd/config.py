@@ -142,6 +142,14 @@ class Health(_Model):
     hold_down_s: NonNegInt = 120
 
 
+class Safety(_Model):
+    # A plan lowering a group's line total by more than this share in one step (a failover
+    # aside) is held for one more read of its inputs and written only if that read agrees.
+    max_drop_share: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.5
+    # Health polls in a row that may miss a trunk (unknown, not failed) before syncd warns.
+    unknown_health_polls: PositiveInt = 3
+
+
 class Metrics(_Model):
     listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
 
@@ -283,6 +291,7 @@ class Config(_Model):
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule
     health: Health = Health()
+    safety: Safety = Safety()
     metrics: Metrics = Metrics()
     coordination: Coordination = Coordination()
     groups: tuple[Group, ...] = Field(min_length=1)

@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 import syncd
@@ -94,13 +95,16 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    cfg: config_mod.Config, *, m: metrics.Metrics | None = None
+    cfg: config_mod.Config, *, m: metrics.Metrics | None = None, writer: bool = True
 ) -> AsyncIterator[Assembly]:
-    """Build the transport, API client, state store and engine for ``cfg``; close them after."""
+    """Build the transport, API client, state store and engine for ``cfg``; close them after.
+
+    ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
+    writer on the same file is refused with ``StateError``."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.StateStore(cfg.state_path)
-    coord = _coordinator(cfg, store, m)
+    store = state.StateStore(cfg.state_path, writer=writer)
+    coord = _coordinator(cfg, store, m) if writer else None
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
@@ -251,14 +255,15 @@ async def _once_as_leader(asm: Assembly) -> cycle.Outcome | str | None:
         return await asm.engine.run_once(dry_run=False)
 
 
-async def run_once(path: str, *, dry_run: bool) -> int:
-    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
+async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
+    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table (or, with
+    ``as_json``, as ``planner.plan_json``: writes, held writes and groups, problems)."""
     logs.setup_logging(stream=sys.stderr)
     loaded = _load(path)
     if isinstance(loaded, int):
         return loaded
     try:
-        async with open_engine(loaded) as asm:
+        async with open_engine(loaded, writer=not dry_run) as asm:
             # A dry run may share the state file with a running daemon: don't touch its trail.
             await asm.engine.start(recover=not dry_run)
             started = time.time()
@@ -268,6 +273,7 @@ async def run_once(path: str, *, dry_run: bool) -> int:
             else:
                 outcome = await _once_as_leader(asm)
             names = asm.engine.names
+            problems = asm.engine.problems()
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -280,7 +286,12 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     if isinstance(outcome, str):
         print(f"syncd once: {outcome}", file=sys.stderr)
         return EX_FAILURE
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
+        return EX_OK
     print(planner.format_plan(outcome.plan, names=names))
+    for problem in problems:
+        print(f"problem: {problem}")
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:

@@ -308,6 +308,39 @@ class Metrics:
             ["business_unit"],
             registry=r,
         )
+        # Safety (issue 9): held line counts, suspicious drops, unknown health, config problems.
+        self.staffing_age = Gauge(
+            "syncd_staffing_data_age_seconds",
+            "Seconds since the schedules of every business unit were last read successfully"
+            " (since start when one never was); line counts are held while they cannot be read.",
+            registry=r,
+        )
+        self.group_held = Gauge(
+            "syncd_group_lines_held",
+            "1 while the group's line counts are held at their last values (staffing data"
+            " missing or stale, or a configuration problem), else 0.",
+            ["group"],
+            registry=r,
+        )
+        self.drops = Counter(
+            "syncd_line_drops_total",
+            "Plans lowering a group's lines by more than max_drop_share in one step: held, then"
+            " confirmed (written) or withdrawn by the re-read of their inputs.",
+            ["group", "outcome"],
+            registry=r,
+        )
+        self.health_unknown = Gauge(
+            "syncd_trunk_health_unknown_polls",
+            "Consecutive health polls that did not list the trunk (unknown, not failed).",
+            ["group", "trunk"],
+            registry=r,
+        )
+        self.config_problems = Gauge(
+            "syncd_config_problems",
+            "Configured objects the org does not have (business units, management units,"
+            " trunk bases, routes, campaigns).",
+            registry=r,
+        )
         self.last_reconcile_ok = Gauge(
             "syncd_last_successful_reconcile_timestamp_seconds",
             "Unix time of the end of the last successful reconcile (0 = none yet).",
@@ -448,6 +481,7 @@ class Metrics:
                     self.capacity_shortfall,
                     self.staffed_fte,
                     self.desired_lines,
+                    self.group_held,
                 ):
                     _remove(gauge, group)
                 for window in FORECAST_WINDOWS:
@@ -457,6 +491,7 @@ class Metrics:
                 if kept is None or trunk not in kept:
                     _remove(self.trunk_healthy, group, trunk)
                     _remove(self.allocated_lines, group, trunk)
+                    _remove(self.health_unknown, group, trunk)
         for bu in set(self._bus) - set(business_units):
             _remove(self.snapshot_age, bu)
         new_tokens = tuple(token_label(t) for t in tokens)
@@ -476,10 +511,12 @@ class Metrics:
             self.capacity_shortfall.labels(group)
             self.staffed_fte.labels(group)
             self.desired_lines.labels(group)
+            self.group_held.labels(group)
             for window in FORECAST_WINDOWS:
                 self.forecast_shortfall.labels(group, window)
                 self.forecast_shortfall_start.labels(group, window)
             for trunk in trunks:
+                self.health_unknown.labels(group, trunk)
                 self.failover_events.labels(group, trunk)
                 self.allocated_lines.labels(group, trunk)
                 # Unknown health reads as healthy until the first poll says otherwise: a
@@ -611,6 +648,22 @@ class Metrics:
     def set_snapshot_age(self, bu: str, seconds: float) -> None:
         """Age of the schedule snapshot the planner used for business unit ``bu``."""
         self.snapshot_age.labels(bu).set(max(0.0, seconds))
+
+    def set_staffing_age(self, seconds: float) -> None:
+        self.staffing_age.set(max(0.0, seconds))
+
+    def set_group_held(self, group: str, held: bool) -> None:
+        self.group_held.labels(group).set(1 if held else 0)
+
+    def observe_drop(self, group: str, outcome: str) -> None:
+        """A suspicious drop was ``held``, ``confirmed`` (written) or ``withdrawn``."""
+        self.drops.labels(group, outcome).inc()
+
+    def set_health_unknown(self, group: str, trunk: str, polls: int) -> None:
+        self.health_unknown.labels(group, trunk).set(polls)
+
+    def set_config_problems(self, count: int) -> None:
+        self.config_problems.set(count)
 
     def observe_reload(self, ok: bool, now: float) -> None:
         """A configuration reload at ``now`` (Unix time) succeeded or was refused."""

@@ -27,6 +27,9 @@ EXPECTED_ALERTS = {
     "SyncdRetryBudgetExhausted",
     "SyncdConfigReloadFailed",
     "SyncdScheduleSnapshotStale",
+    "SyncdStaffingDataStale",
+    "SyncdLineCountsHeld",
+    "SyncdConfigProblems",
 }
 
 
