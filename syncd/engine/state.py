@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS writes (
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
     finished_ts REAL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
 CREATE TABLE IF NOT EXISTS health (
@@ -78,7 +79,8 @@ SUPERSEDED = "superseded"
 CONFIRMED_BY_REREAD = "confirmed by re-read"
 
 # Columns added after the first release, with their definitions: added to older files on open.
-_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"),)
+# ``epoch``: the leader lease's fencing epoch (docs/ha.md); NULL for rows written without one.
+_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"), ("epoch", "INTEGER"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +102,7 @@ class AuditRow:
     error: str
     attempts: int
     note: str = ""
+    epoch: int | None = None  # the leader lease's fencing epoch; None without coordination
 
     @property
     def shown_outcome(self) -> str:
@@ -199,11 +202,12 @@ class StateStore:
 
     # -- audit trail -------------------------------------------------------------------------
 
-    def begin_write(self, write: model.Write, *, now: float) -> int:
-        """Record a write about to be sent; returns the row id to finish it with."""
+    def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        """Record a write about to be sent (with the lease epoch it is sent under, if any);
+        returns the row id to finish it with."""
         cur = self._db.execute(
             "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
-            " grp, priority, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " grp, priority, outcome, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 now,
                 write.kind.value,
@@ -216,6 +220,7 @@ class StateStore:
                 write.group,
                 int(write.priority),
                 PENDING,
+                epoch,
             ),
         )
         row_id = cur.lastrowid
@@ -259,7 +264,7 @@ class StateStore:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts, note FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, note, epoch FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -280,6 +285,7 @@ class StateStore:
                 error=r[12],
                 attempts=r[13],
                 note=r[14],
+                epoch=r[15],
             )
             for r in reversed(rows)
         ]
@@ -373,7 +379,7 @@ def format_history(
     # The kind (campaign_lines, route_order, …) says which field; --wide shows it anyway.
     header = ["time (UTC)", "outcome", "object", "before → after", "group: reason"]
     if wide:
-        header += ["field", "object id", "request id", "error"]
+        header += ["field", "object id", "request id", "epoch", "error"]
     out = []
     for r in rows:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
@@ -385,7 +391,13 @@ def format_history(
             f"{r.group}: {r.reason}" + (f" ({r.error})" if r.error and not wide else ""),
         ]
         if wide:
-            cells += [r.field, r.object_id, r.request_id, r.error]
+            cells += [
+                r.field,
+                r.object_id,
+                r.request_id,
+                "" if r.epoch is None else str(r.epoch),
+                r.error,
+            ]
         out.append(cells)
     lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0, 1))
     return "\n".join(lines)
