@@ -43,11 +43,12 @@ async def read_day(
     cfg: config_mod.Config, *, day: dt.date | None, now: float | None = None
 ) -> list[dict[str, Any]]:
     """The per-group timelines of ``day`` (default: today in each group's zone), read live."""
-    async with runner.open_engine(cfg) as asm:
+    # A reader beside a running daemon: no writer lock (see state.WriterLock).
+    async with runner.open_engine(cfg, writer=False) as asm:
         engine = asm.engine
         wall = time.time() if now is None else now
         names = {tb.id: tb.name for tb in await engine.reader.trunk_bases()}
-        engine.health = asm.store.load_health()
+        engine.health = await asm.store.load_health()
         await engine.poll_health()
         inputs = status.Inputs.of(cfg, await engine.reader.unit_zones(), names)
         windows = [

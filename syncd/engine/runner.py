@@ -61,7 +61,7 @@ class Assembly:
     engine: cycle.Engine
     metrics: metrics.Metrics
     transport: transport.Transport
-    store: state.StateStore
+    store: state.AsyncStateStore
 
 
 def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
@@ -102,7 +102,7 @@ async def open_engine(
     writer on the same file is refused with ``StateError``."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.StateStore(cfg.state_path, writer=writer)
+    store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
@@ -134,7 +134,7 @@ async def open_engine(
     finally:
         m.set_status_source(None)
         await tr.close()
-        store.close()
+        await store.close()
 
 
 def _load(path: str) -> config_mod.Config | int:
