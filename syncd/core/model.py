@@ -73,14 +73,16 @@ class TrunkBase:
     """A BYOC carrier trunk base (``trunkbasesettings``) as read.
 
     ``properties`` maps each property key to its ``value.instance`` (decoded JSON value), for
-    reading; ``raw`` is the whole object exactly as read, for writing back.
+    reading; ``raw`` is the whole object exactly as read, for writing back. Neither is in the
+    repr: a trunk base holds the carrier's SIP credentials
+    (``trunk_sip_authentication_credentials_*``), which must never reach a log line.
     """
 
     id: str
     name: str
     version: int
     trunk_type: str
-    properties: tuple[tuple[str, object], ...]
+    properties: tuple[tuple[str, object], ...] = field(repr=False)
     raw: bytes = field(repr=False, compare=False)
 
     def property_instance(self, key: str) -> object:

@@ -94,12 +94,15 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    cfg: config_mod.Config, *, m: metrics.Metrics | None = None
+    cfg: config_mod.Config, *, m: metrics.Metrics | None = None, writer: bool = True
 ) -> AsyncIterator[Assembly]:
-    """Build the transport, API client, state store and engine for ``cfg``; close them after."""
+    """Build the transport, API client, state store and engine for ``cfg``; close them after.
+
+    ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
+    writer on the same file is refused with ``StateError``."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.StateStore(cfg.state_path)
+    store = state.StateStore(cfg.state_path, writer=writer)
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
@@ -195,7 +198,7 @@ async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
     if isinstance(loaded, int):
         return loaded
     try:
-        async with open_engine(loaded) as asm:
+        async with open_engine(loaded, writer=not dry_run) as asm:
             # A dry run may share the state file with a running daemon: don't touch its trail.
             await asm.engine.start(recover=not dry_run)
             started = time.time()

@@ -6,12 +6,19 @@ API answers. A process killed in between leaves a ``pending`` row, which the nex
 ``interrupted``, so the trail never loses a write that may have been acknowledged. This module
 does no HTTP and makes no decisions; rows are small and committed at once (a process crash after
 the commit loses nothing; WAL with ``synchronous=NORMAL`` is durable against process death).
+
+The file (and SQLite's ``-wal``/``-shm`` beside it, which take its mode) is readable by its owner
+only: 0600. One process writes a state file at a time: ``WriterLock`` (an exclusive ``flock``
+on ``<state file>.lock``), held by the daemon for its lifetime and by ``syncd once`` while it
+writes; a dry run beside them only reads.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -100,14 +107,70 @@ def _json(value: model.WriteValue) -> str:
     return orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()
 
 
-class StateStore:
-    """The SQLite file; one per daemon, used from the event loop thread only."""
+class WriterLock:
+    """The one-writer rule of a state file: an exclusive ``flock`` on ``<state file>.lock``.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    The kernel drops the lock when its holder exits, ``kill -9`` included, so a stale lock
+    cannot outlive a process. The file keeps the holder's pid for the refusal message; it is
+    never deleted (deleting a lock file lets two processes lock two different files).
+    """
+
+    def __init__(self, state_path: str | Path) -> None:
+        self.state_path = Path(state_path)
+        self.path = self.state_path.with_name(self.state_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ``StateError`` naming the process that holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise errors.StateError(
+                f"another syncd process{who} is writing to the state file {self.state_path}:"
+                " one writer per state file. A daemon is probably running on it; `syncd once"
+                " --dry-run` can run beside it, `syncd once` only when it is stopped."
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def _create_private(path: Path) -> None:
+    """Create the state file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+    the database file's mode), and tighten a file left wider by an older version."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+
+
+class StateStore:
+    """The SQLite file; one per daemon. ``writer=True`` takes the state file's ``WriterLock``
+    first (and refuses with ``StateError`` when another process holds it)."""
+
+    def __init__(self, path: str | Path, *, writer: bool = False) -> None:
+        self.path = Path(path)
+        memory = str(path) == ":memory:"
+        self._lock = WriterLock(self.path) if writer and not memory else None
+        try:
+            if not memory:
+                _create_private(self.path)
+            if self._lock is not None:
+                self._lock.acquire()
             self._db = sqlite3.connect(str(path), isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -118,6 +181,8 @@ class StateStore:
                 if column not in have:
                     self._db.execute(f"ALTER TABLE writes ADD COLUMN {column} {definition}")
         except (OSError, sqlite3.Error) as exc:
+            if self._lock is not None:
+                self._lock.release()
             raise errors.StateError(
                 f"cannot open the state file {path}: {exc} (check state_path and that the"
                 " directory is writable, e.g. systemd's StateDirectory=)"
@@ -125,6 +190,8 @@ class StateStore:
 
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # -- audit trail -------------------------------------------------------------------------
 
