@@ -18,12 +18,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from syncd import errors
-from syncd.core import allocation, planner
+from syncd.core import allocation, lease, planner
 from syncd.genesys import regions
 
 # FACTS.md §2 (SDK269 PureCloudRegionHosts); the login host is the API host with api. → login.
@@ -153,6 +154,50 @@ class Metrics(_Model):
     listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
 
 
+class Coordination(_Model):
+    """High availability (docs/ha.md): ``none`` (one process, the default) or ``redis`` (a leader
+    lease and a shared API budget on Redis). The password is named, never written here."""
+
+    backend: Literal["none", "redis"] = "none"
+    url: Annotated[str, Field(pattern=r"^rediss?://[^/?#]+(/\d*)?$")] | None = None
+    password_credential: Name | None = None  # file name under $CREDENTIALS_DIRECTORY
+    password_env: Name | None = None  # environment variable holding the password
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$", strict=True)] = "syncd"
+    lease_s: Annotated[float, Field(gt=0, strict=False)] = 15.0
+    renew_deadline_s: Annotated[float, Field(gt=0, strict=False)] = 10.0
+    retry_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    max_write_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    clock_drift: Annotated[float, Field(ge=0, lt=0.5, strict=False)] = 0.01
+    timeout_s: Annotated[float, Field(gt=0, strict=False)] = 1.0  # one Redis command
+    # Requests of the shared budget that may go at once (default: a tenth of the quota).
+    budget_burst: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Coordination:
+        problems: list[str] = []
+        if self.backend == "redis" and self.url is None:
+            problems.append('url: required with backend = "redis"')
+        if self.url is not None and urlsplit(self.url).password is not None:
+            problems.append(
+                "url: holds a password; name it with password_credential or password_env instead"
+            )
+        if self.password_credential is not None and self.password_env is not None:
+            problems.append("set at most one of password_credential or password_env")
+        problems.extend(self.timing().problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def timing(self) -> lease.LeaseTiming:
+        return lease.LeaseTiming(
+            lease_s=self.lease_s,
+            renew_deadline_s=self.renew_deadline_s,
+            retry_s=self.retry_s,
+            max_write_s=self.max_write_s,
+            clock_drift=self.clock_drift,
+        )
+
+
 class CampaignRef(_Model):
     id: Name
     weight: Annotated[float, Field(gt=0, strict=True)] = 1.0
@@ -248,7 +293,23 @@ class Config(_Model):
     health: Health = Health()
     safety: Safety = Safety()
     metrics: Metrics = Metrics()
+    coordination: Coordination = Coordination()
     groups: tuple[Group, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _burst_below_quota(self) -> Config:
+        burst = self.coordination.budget_burst
+        if burst is not None and burst >= self.rate_limit.requests_per_minute - 1:
+            raise ValueError(
+                f"coordination.budget_burst: must be below rate_limit.requests_per_minute - 1"
+                f" ({self.rate_limit.requests_per_minute - 1}), got {burst}"
+            )
+        return self
+
+    def shared_burst(self) -> int:
+        """The shared budget's burst: as configured, or a tenth of the quota."""
+        burst = self.coordination.budget_burst
+        return self.rate_limit.requests_per_minute // 10 if burst is None else burst
 
     def trunk_labels(self) -> dict[str, str]:
         """Trunk base id → its metric label."""
@@ -392,7 +453,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 # Sections a running daemon cannot swap on SIGHUP: they are bound to open connections, the open
 # state file and the bound metrics socket. Everything else (groups, schedule, health) reloads.
-RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics")
+RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "coordination")
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -420,36 +481,47 @@ def load(path: str | os.PathLike[str]) -> Config:
 def resolve_secret(cred: Credential, environ: Mapping[str, str] | None = None) -> str:
     """The client secret of one credential, from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd) or
     the named environment variable; ``errors.ConfigError`` (without the value) when absent."""
+    return _read_secret(
+        f"secret of client {cred.client_id}", cred.secret_credential, cred.secret_env, environ
+    )
+
+
+def resolve_redis_password(
+    coord: Coordination, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis password (None when none is named), read like a client secret."""
+    if coord.password_credential is None and coord.password_env is None:
+        return None
+    return _read_secret(
+        "coordination password", coord.password_credential, coord.password_env, environ
+    )
+
+
+def _read_secret(
+    what: str, credential: str | None, env_name: str | None, environ: Mapping[str, str] | None
+) -> str:
     env = os.environ if environ is None else environ
-    if cred.secret_env is not None:
-        value = env.get(cred.secret_env, "")
+    if env_name is not None:
+        value = env.get(env_name, "")
         if not value:
-            raise errors.ConfigError(
-                [
-                    f"secret of client {cred.client_id}: "
-                    f"environment variable {cred.secret_env} is not set"
-                ]
-            )
+            raise errors.ConfigError([f"{what}: environment variable {env_name} is not set"])
         return value
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
         raise errors.ConfigError(
             [
-                f"secret of client {cred.client_id}: CREDENTIALS_DIRECTORY is not set "
-                f"(run under systemd with LoadCredential={cred.secret_credential})"
+                f"{what}: CREDENTIALS_DIRECTORY is not set "
+                f"(run under systemd with LoadCredential={credential})"
             ]
         )
     try:
-        value = (Path(directory) / str(cred.secret_credential)).read_text(encoding="utf-8").strip()
+        value = (Path(directory) / str(credential)).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise errors.ConfigError(
-            [
-                f"secret of client {cred.client_id}: "
-                f"cannot read credential {cred.secret_credential}: {exc.strerror}"
-            ]
+            [f"{what}: cannot read credential {credential}: {exc.strerror}"]
         ) from exc
     if not value:
-        raise errors.ConfigError([f"secret of client {cred.client_id}: credential is empty"])
+        raise errors.ConfigError([f"{what}: credential is empty"])
     return value
 
 
@@ -462,5 +534,10 @@ def check_secrets(config: Config, environ: Mapping[str, str] | None = None) -> N
         except errors.ConfigError as exc:
             where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
             problems.extend(f"{where}: {p}" for p in exc.problems)
+    if config.coordination.backend == "redis":
+        try:
+            resolve_redis_password(config.coordination, environ)
+        except errors.ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise errors.ConfigError(problems)

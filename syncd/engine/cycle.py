@@ -48,14 +48,16 @@ class Engine:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         on_config: Callable[[config_mod.Config], None] | None = None,
+        fence: ports.Fence | None = None,
     ) -> None:
         self.cfg = cfg
+        self.fence: ports.Fence = fence or ports.NoFence()
         self.api = api
         self.store = store
         self.observer = observer
         self.clock = clock
         self.reader = reader.Reader(api, cfg)
-        self.applier = applier_mod.Applier(api, store, observer, clock=clock)
+        self.applier = applier_mod.Applier(api, store, observer, clock=clock, fence=self.fence)
         self.health: dict[str, model.TrunkHealth] = {}
         self._health_seen = False
         self._names: dict[str, str] = {}
@@ -199,7 +201,13 @@ class Engine:
 
     async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool:
         """True when work is left undone (the daemon retries soon, see daemon._retry_later):
-        inputs missing, a write failed or backs off, or a held drop waits for its re-read."""
+        inputs missing, a write failed or backs off, or a held drop waits for its re-read.
+
+        A follower (another replica holds the leader lease) does not reconcile: it keeps its
+        health and schedules fresh and reconciles the moment it is elected."""
+        if not self.fence.leading():
+            log.debug("Not reconciling: another replica is the leader.")
+            return False
         outcome = await self.run_once(dry_run=False, should_stop=should_stop)
         if outcome is None:  # inputs missing: not planned at all
             return True

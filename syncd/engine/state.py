@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS writes (
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
     finished_ts REAL,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
 CREATE TABLE IF NOT EXISTS health (
@@ -74,7 +75,8 @@ SUPERSEDED = "superseded"
 CONFIRMED_BY_REREAD = "confirmed by re-read"
 
 # Columns added after the first release, with their definitions: added to older files on open.
-_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"),)
+# ``epoch``: the leader lease's fencing epoch (docs/ha.md); NULL for rows written without one.
+_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"), ("epoch", "INTEGER"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +98,7 @@ class AuditRow:
     error: str
     attempts: int
     note: str = ""
+    epoch: int | None = None  # the leader lease's fencing epoch; None without coordination
 
     @property
     def shown_outcome(self) -> str:
@@ -195,11 +198,12 @@ class StateStore:
 
     # -- audit trail -------------------------------------------------------------------------
 
-    def begin_write(self, write: model.Write, *, now: float) -> int:
-        """Record a write about to be sent; returns the row id to finish it with."""
+    def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        """Record a write about to be sent (with the lease epoch it is sent under, if any);
+        returns the row id to finish it with."""
         cur = self._db.execute(
             "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
-            " grp, priority, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " grp, priority, outcome, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 now,
                 write.kind.value,
@@ -212,6 +216,7 @@ class StateStore:
                 write.group,
                 int(write.priority),
                 PENDING,
+                epoch,
             ),
         )
         row_id = cur.lastrowid
@@ -255,7 +260,7 @@ class StateStore:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts, note FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, note, epoch FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -276,6 +281,7 @@ class StateStore:
                 error=r[12],
                 attempts=r[13],
                 note=r[14],
+                epoch=r[15],
             )
             for r in reversed(rows)
         ]
@@ -343,10 +349,11 @@ def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         rid = f" request={r.request_id}" if r.request_id else ""
         err = f" error={r.error}" if r.error else ""
+        epoch = f" epoch={r.epoch}" if r.epoch is not None else ""
         yield (
             f"{when}Z {r.shown_outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id})"
             f" {r.field}: {_short(r.before)} -> {_short(r.after)}"
-            f"  [{r.group}: {r.reason}]{rid}{err}"
+            f"  [{r.group}: {r.reason}]{rid}{epoch}{err}"
         )
 
 

@@ -33,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from syncd import errors
 from syncd.core import model, pacing
-from syncd.genesys import auth, limiter, regions
+from syncd.genesys import auth, budget, limiter, regions
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ class Transport:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         session: aiohttp.ClientSession | None = None,
+        shared: budget.SharedBudget | None = None,
     ) -> Transport:
         """The usual assembly: one session (unless given), a pool, one pacer per token.
 
@@ -280,6 +281,7 @@ class Transport:
             clock=clock,
             sleep=sleep,
             observer=observer,
+            shared=shared,
         )
         return cls(
             endpoints,

@@ -373,6 +373,43 @@ class Metrics:
             "Configuration reloads refused (the running configuration stayed).",
             registry=r,
         )
+        # High availability (docs/ha.md): created when a coordination backend is configured, so
+        # a single embedded process exposes none of them and no HA alert can fire for it.
+        self.coordination_up = Gauge(
+            "syncd_coordination_up",
+            "1 while the coordination backend (Redis) answers, 0 while it cannot be reached.",
+            ["backend"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "syncd_leader",
+            "1 while this replica holds the leader lease (it alone writes), else 0.",
+            ["backend"],
+            registry=r,
+        )
+        self.lease_epoch = Gauge(
+            "syncd_lease_epoch",
+            "The fencing epoch of the lease this replica holds, or the latest it has seen.",
+            ["backend"],
+            registry=r,
+        )
+        self.leader_changes = Counter(
+            "syncd_leader_changes_total",
+            'Leadership changes of this replica ("acquired" or "lost").',
+            ["change"],
+            registry=r,
+        )
+        self.coordination_errors = Counter(
+            "syncd_coordination_errors_total",
+            "Operations on the coordination backend that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.shared_budget_wait = Counter(
+            "syncd_shared_budget_wait_seconds_total",
+            "Time requests waited for the API budget shared with the other replicas.",
+            registry=r,
+        )
         self.forecast_shortfall = Gauge(
             "syncd_forecast_shortfall_max_lines",
             "Largest capacity shortfall the forecast expects for the group within the window"
@@ -636,6 +673,24 @@ class Metrics:
         else:
             self.reload_failures.inc()
 
+    # ------------------------------------------------------------------ coordination
+    def set_coordination(self, *, up: bool, leader: bool, epoch: int) -> None:
+        """The replica's view of the lease after each attempt (engine/coordination.py)."""
+        self.coordination_up.labels("redis").set(1 if up else 0)
+        self.leader.labels("redis").set(1 if leader else 0)
+        self.lease_epoch.labels("redis").set(epoch)
+
+    def on_coordination_error(self, operation: str) -> None:
+        self.coordination_errors.labels(operation).inc()
+
+    def on_leadership(self, acquired: bool) -> None:
+        self.leader_changes.labels("acquired" if acquired else "lost").inc()
+        self.leader.labels("redis").set(1 if acquired else 0)
+
+    def on_shared_budget_wait(self, seconds: float) -> None:
+        self.shared_budget_wait.inc(max(0.0, seconds))
+
+    # ------------------------------------------------------------------ forecast
     def observe_forecast(self, group: str, window: str, shortfall: int, starts_at: float) -> None:
         """The forecast's largest shortfall for ``group`` within ``window`` (one of
         ``FORECAST_WINDOWS``) and the Unix time it starts (0 when there is none)."""

@@ -97,7 +97,7 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         status = exc.status
         raise asyncio.CancelledError from None
     finally:
-        sim.record(request.method, route, path, status, request.get(TOKEN_KEY))
+        sim.record(request.method, route, path, status, request.get(TOKEN_KEY), cid)
 
 
 async def _call(handler: Handler, request: web.Request, cid: str) -> web.StreamResponse:

@@ -65,6 +65,7 @@ class LogEntry:
     path: str
     status: int
     token: str | None
+    request_id: str = ""  # the ININ-Correlation-Id it answered with
 
     def to_json(self) -> JSON:
         return {
@@ -75,6 +76,7 @@ class LogEntry:
             "path": self.path,
             "status": self.status,
             "token": self.token,
+            "request_id": self.request_id,
         }
 
 
@@ -180,10 +182,14 @@ class Sim:
     # --- rate limit ---------------------------------------------------------------------
 
     def hit(self, token: str) -> Decision:
-        limiter = self.limiters.get(token)
+        key = token
+        if self.options.ratelimit_per == "client":
+            record = self.tokens.get(token)
+            key = record.client_id if record is not None else token
+        limiter = self.limiters.get(key)
         if limiter is None:
             limiter = make_model(self.rate.model, self.rate.quota, self.rate.window_s)
-            self.limiters[token] = limiter
+            self.limiters[key] = limiter
         return limiter.hit(self.clock())
 
     def set_ratelimit(
@@ -222,7 +228,15 @@ class Sim:
 
     # --- counters and log ---------------------------------------------------------------
 
-    def record(self, method: str, route: str, path: str, status: int, token: str | None) -> None:
+    def record(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        token: str | None,
+        request_id: str = "",
+    ) -> None:
         fp = fingerprint(token) if token else None
         self.counters.by_route[(route, method, status)] += 1
         self.counters.total += 1
@@ -233,7 +247,9 @@ class Sim:
             per["requests"] += 1
             if status == 429:
                 per["429"] += 1
-        self.log.append(LogEntry(self.clock(), iso_ms(self.now()), method, route, path, status, fp))
+        self.log.append(
+            LogEntry(self.clock(), iso_ms(self.now()), method, route, path, status, fp, request_id)
+        )
 
     def counters_json(self) -> JSON:
         c = self.counters

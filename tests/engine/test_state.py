@@ -179,3 +179,31 @@ def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:
         if holder.stdout is not None:
             holder.stdout.close()
     state.StateStore(path, writer=True).close()  # kill -9 leaves no stale lock
+
+
+def test_a_state_file_from_before_coordination_gains_an_epoch_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    added = ",\n    note TEXT NOT NULL DEFAULT '',\n    epoch INTEGER\n"
+    old_schema = state.SCHEMA.replace(added, "\n")
+    assert "epoch" not in old_schema
+    assert "note" not in old_schema
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
+        " grp, priority, outcome) VALUES (1.0, 'campaign_lines', 'c0', 'C0', 'f', '1', '2',"
+        " 'r', 'g', 2, 'applied')"
+    )
+    db.commit()
+    db.close()
+
+    store = state.StateStore(path)
+    rid = store.begin_write(_write(), now=100.0, epoch=5)
+    store.finish_write(rid, outcome=state.APPLIED, now=101.0)
+    rows = store.history()
+    assert [(r.object_id, r.epoch) for r in rows] == [("c0", None), ("c1", 5)]
+    assert "epoch=5" in list(state.format_history(rows))[1]
+    store.close()
+    state.StateStore(path).close()  # opening it again changes nothing
