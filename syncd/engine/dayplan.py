@@ -43,7 +43,8 @@ async def read_day(
     cfg: config_mod.Config, *, day: dt.date | None, now: float | None = None
 ) -> list[dict[str, Any]]:
     """The per-group timelines of ``day`` (default: today in each group's zone), read live."""
-    async with runner.open_engine(cfg) as asm:
+    # Not the state file's writer: ``syncd plan`` runs beside the daemon, as a dry run does.
+    async with runner.open_engine(cfg, writer=False) as asm:
         engine = asm.engine
         wall = time.time() if now is None else now
         names = {tb.id: tb.name for tb in await engine.reader.trunk_bases()}

@@ -137,38 +137,20 @@ def _summary(worst: forecast.Worst, tz: str) -> dict[str, Any]:
     }
 
 
-def group_section(
-    fc: forecast.Forecast,
-    inputs: Inputs,
-    group: planner.GroupSpec,
-    *,
-    now: float,
-    day: dt.date | None = None,
+def _day_part(
+    fc: forecast.Forecast, inputs: Inputs, group: planner.GroupSpec, day: dt.date, tz: str
 ) -> dict[str, Any]:
-    """One group's timeline of ``day`` (default: today in its zone) as plain data."""
-    tz = inputs.zones.get(group.name, "UTC")
-    today = forecast.local_date(int(now), tz)
-    day = day or today
+    """What a group's timeline of ``day`` holds that does not move with ``now``."""
     day_start, day_end = forecast.day_window(day, tz)
     gf = fc.group(group.name)
-    intervals = forecast.within(gf.intervals if gf else (), day_start, day_end)
-    all_intervals = gf.intervals if gf else ()
-    horizon_end = int(now) + inputs.horizon_s
-    days = sorted(
-        {forecast.local_date(iv.start, tz) for iv in all_intervals if iv.start < horizon_end}
-        | {today}
-    )
     labels = inputs.labels
     return {
         "name": group.name,
         "time_zone": tz,
         "day": day.isoformat(),
-        "days": [d.isoformat() for d in days if d >= today],
         "day_start": day_start,
         "day_end": day_end,
         "day_hours": round((day_end - day_start) / 3600),
-        "now": now if day_start <= now < day_end else None,
-        "now_local": _hm(now, tz),
         "interval_s": inputs.settings.interval_s,
         "max_lines": group.max_lines,
         "trunks": [
@@ -181,10 +163,6 @@ def group_section(
             }
             for t in sorted(group.trunks, key=lambda t: t.priority)
         ],
-        "next_2h": _summary(
-            forecast.largest_shortfall(all_intervals, int(now), int(now) + NEXT_WINDOW_S), tz
-        ),
-        "horizon": _summary(forecast.largest_shortfall(all_intervals, int(now), horizon_end), tz),
         "intervals": [
             {
                 "start": iv.start,
@@ -196,15 +174,66 @@ def group_section(
                 "shortfall": iv.shortfall,
                 "allocation": {labels.get(tb, tb): n for tb, n in iv.allocation if n},
             }
-            for iv in intervals
+            for iv in forecast.within(gf.intervals if gf else (), day_start, day_end)
         ],
     }
 
 
+def _days(today: dt.date, until: int, tz: str) -> list[str]:
+    """The local days from ``today`` that begin before ``until``."""
+    out, day = [today.isoformat()], today + dt.timedelta(days=1)
+    while forecast.day_window(day, tz)[0] < until:
+        out.append(day.isoformat())
+        day += dt.timedelta(days=1)
+    return out
+
+
+def group_section(
+    fc: forecast.Forecast,
+    inputs: Inputs,
+    group: planner.GroupSpec,
+    *,
+    now: float,
+    day: dt.date | None = None,
+    cache: dict[tuple[str, dt.date], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """One group's timeline of ``day`` (default: today in its zone) as plain data.
+
+    ``cache`` keeps the parts that do not move with ``now`` (valid for one forecast)."""
+    tz = inputs.zones.get(group.name, "UTC")
+    today = forecast.local_date(int(now), tz)
+    day = day or today
+    part = None if cache is None else cache.get((group.name, day))
+    if part is None:
+        part = _day_part(fc, inputs, group, day, tz)
+        if cache is not None and part["intervals"]:  # days the forecast covers: a few
+            cache[group.name, day] = part
+    gf = fc.group(group.name)
+    all_intervals = gf.intervals if gf else ()
+    horizon_end = int(now) + inputs.horizon_s
+    return {
+        **part,
+        "days": _days(today, min(horizon_end, fc.end), tz),
+        "now": now if part["day_start"] <= now < part["day_end"] else None,
+        "now_local": _hm(now, tz),
+        "next_2h": _summary(
+            forecast.largest_shortfall(all_intervals, int(now), int(now) + NEXT_WINDOW_S), tz
+        ),
+        "horizon": _summary(forecast.largest_shortfall(all_intervals, int(now), horizon_end), tz),
+    }
+
+
 def groups_document(
-    fc: forecast.Forecast, inputs: Inputs, *, now: float, day: dt.date | None = None
+    fc: forecast.Forecast,
+    inputs: Inputs,
+    *,
+    now: float,
+    day: dt.date | None = None,
+    cache: dict[tuple[str, dt.date], dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    return [group_section(fc, inputs, g, now=now, day=day) for g in inputs.settings.groups]
+    return [
+        group_section(fc, inputs, g, now=now, day=day, cache=cache) for g in inputs.settings.groups
+    ]
 
 
 def _shown(value: object, labels: Mapping[str, str]) -> object:
@@ -245,6 +274,7 @@ class Board:
         self.forecast: forecast.Forecast | None = None
         self.stale = True
         self.recomputes = 0
+        self._sections: dict[tuple[str, dt.date], dict[str, Any]] = {}
         self.events: deque[FailoverEvent] = deque(maxlen=MAX_EVENTS)
         self.health: Mapping[str, model.TrunkHealth] = {}
         self.lines_now: dict[str, int] = {}
@@ -312,6 +342,7 @@ class Board:
             now=now,
         )
         self.inputs, self.forecast = inputs, fc
+        self._sections = {}
         self.recomputes += 1
         self.observer.observe_forecast_computed(float(now))
         self.slide(now)
@@ -361,7 +392,7 @@ class Board:
             },
             "groups": []
             if fc is None or inputs is None
-            else groups_document(fc, inputs, now=now, day=day),
+            else groups_document(fc, inputs, now=now, day=day, cache=self._sections),
             "trunks": self._trunks(now),
             "failovers": self._failovers(),
             "writes": self._writes(),

@@ -103,7 +103,7 @@ vertical-align:middle;margin-right:6px;overflow:hidden}
 .empty{color:var(--mute);padding:10px 12px;margin:0}
 footer{color:var(--mute);font-size:12px;text-align:center;padding:16px}
 @media (max-width:600px){body{font-size:14px}main{padding:8px}th,td{padding:5px 7px}
-svg.chart text{font-size:17px}}
+svg.chart text{font-size:20px}}
 """
 
 
@@ -533,9 +533,9 @@ def render(doc: Mapping[str, Any]) -> str:
         f'<section id="groups"><h2>The day ahead</h2>{cards}{timelines}</section>'
         f'<section id="trunks"><h2>Trunks</h2>{_trunks(doc)}</section>'
         f'<section id="failovers"><h2>Last failovers</h2>{_failovers(doc)}</section>'
-        f'<section id="writes"><h2>Last writes</h2>{_writes(doc)}</section>'
         f'<section id="ops"><h2>API and change detection</h2><div class="cards">'
         f"{_spend(doc)}{_notifications(doc)}</div></section>"
+        f'<section id="writes"><h2>Last writes</h2>{_writes(doc)}</section>'
         "</main><footer>syncd · served by the daemon on its metrics listener · no scripts, "
         "nothing loaded from elsewhere</footer></body></html>"
     )

@@ -1,14 +1,18 @@
 """The status page of a running ``syncd demo``, loaded by a real browser.
 
-``syncd demo`` (simulator + the real daemon, a trunk failover injected after a few seconds) runs
-as a subprocess; once its status document shows the failover handled, Debian's ``chromium``
-(headless, installed by .ci/run) loads ``GET /`` twice: ``--dump-dom`` for the DOM the browser
-built, ``--screenshot`` at a desktop and at a phone width. The DOM must hold one timeline per
-group, each with a now-marker and the lines-needed and capacity series, and one row per
-configured trunk, with the failed one marked; it must agree with ``GET /status.json`` and hold
-no script, nothing loaded from elsewhere and no secret. The screenshots are kept as test
-artefacts (``$SYNCD_TEST_ARTEFACTS``, default ``build/test-artefacts``); docs/status-page.png in
-the README is one of them.
+``syncd demo`` (simulator + the real daemon) runs as a subprocess, its own failover injection
+pushed beyond the test. After its first reconcile the test fails carrier trunks of group "apac"
+through the simulator's control API, as many as it takes for the rest of the day's forecast to
+run short of capacity (so the picture is the same at any time of day and no trunk recovers
+meanwhile), and waits until the status document shows them failed over, routes written.
+
+Then Debian's ``chromium`` (headless, installed by .ci/run) loads ``GET /``: ``--dump-dom`` for
+the DOM the browser built, ``--screenshot`` at a desktop and at a phone width. The DOM must hold
+one timeline per group, each with a now-marker and the lines-needed and capacity series, the
+shortfall marked where ``GET /status.json`` says, and one row per configured trunk with the
+failed ones marked; no script, nothing loaded from elsewhere, no secret. The screenshots are
+kept as test artefacts (``$SYNCD_TEST_ARTEFACTS``, default ``build/test-artefacts``);
+docs/status-page.png in the README is one of them.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 ARTEFACTS = Path(os.environ.get("SYNCD_TEST_ARTEFACTS", ROOT / "build" / "test-artefacts"))
 DEMO_SECRET = "demo-secret"  # the simulator's well-known demo credential
-_STATUS_URL = re.compile(r"status page at (http://127\.0\.0\.1:\d+/)")
+_URLS = re.compile(
+    r"simulator at (http://127\.0\.0\.1:\d+), .*status page at (http://127\.0\.0\.1:\d+/)"
+)
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}
 
 
@@ -131,8 +137,32 @@ def png_size(path: Path) -> tuple[int, int]:
 class Demo:
     process: subprocess.Popen[bytes]
     url: str
+    sim_url: str
     stdout: Path
     stderr: Path
+    failed: list[str] = field(default_factory=list)  # trunk labels the test failed
+
+    def fail_trunk(self, trunk_base_id: str) -> None:
+        req = urllib.request.Request(  # noqa: S310 - loopback http only
+            f"{self.sim_url}/_sim/trunks/{trunk_base_id}/fail", data=b"{}", method="POST"
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            assert resp.status == 200
+
+    def wait(self, predicate: Any, what: str, timeout_s: float = 120.0) -> dict[str, Any]:
+        """The status document once ``predicate`` holds for it (a real process cannot be
+        handed a fake clock: its document is polled)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.process.poll() is None, self.logs()
+            try:
+                doc = self.status()
+                if predicate(doc):
+                    return doc
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f"timed out waiting for {what}\n" + self.logs()
+            time.sleep(0.25)
 
     def status(self) -> dict[str, Any]:
         with urllib.request.urlopen(self.url + "status.json", timeout=10) as resp:  # noqa: S310
@@ -145,13 +175,32 @@ class Demo:
         return f"--- stdout ---\n{out}\n--- stderr ---\n{err}"
 
 
-def _failover_handled(doc: dict[str, Any]) -> bool:
-    return bool(
-        doc["groups"]
-        and all(g["intervals"] for g in doc["groups"])
-        and doc["failovers"]
-        and doc["failovers"][0]["reaction_s"] is not None
-        and doc["writes"]
+def _planned(doc: dict[str, Any]) -> bool:
+    return bool(doc["groups"] and all(g["intervals"] for g in doc["groups"]) and doc["writes"])
+
+
+def _short_of_capacity(demo: Demo, doc: dict[str, Any]) -> None:
+    """Fail apac's trunks, first in priority, until healthy capacity is below the most lines
+    the rest of today needs (at worst all of them: min_lines is at least 2)."""
+    apac = next(g for g in doc["groups"] if g["name"] == "apac")
+    need = max(iv["lines"] for iv in apac["intervals"] if iv["fte"] is not None)
+    capacity = sum(t["capacity"] for t in apac["trunks"])
+    for trunk in apac["trunks"]:
+        if capacity < need:
+            break
+        demo.fail_trunk(trunk["id"])
+        demo.failed.append(trunk["label"])
+        capacity -= trunk["capacity"]
+
+
+def _failovers_handled(demo: Demo, doc: dict[str, Any]) -> bool:
+    states = {t["label"]: t["state"] for t in doc["trunks"]}
+    apac = next(g for g in doc["groups"] if g["name"] == "apac")
+    return (
+        all(states[label] == "failed" for label in demo.failed)
+        and len(doc["failovers"]) == len(demo.failed)
+        and all(f["reaction_s"] is not None for f in doc["failovers"])
+        and any(iv["shortfall"] > 0 for iv in apac["intervals"])
     )
 
 
@@ -169,7 +218,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
                 "demo",
                 "--plain",
                 "--duration=300",  # ample: the test stops it (SIGTERM, by PID) when done
-                "--failover-after=3",
+                "--failover-after=100000",  # the test fails trunks itself
             ],
             stdout=out,
             stderr=err,
@@ -183,21 +232,17 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         while match is None:
             assert process.poll() is None, stdout.read_text() + stderr.read_text()
             assert time.monotonic() < deadline, "the demo printed no status page URL"
-            match = _STATUS_URL.search(stdout.read_text(errors="replace"))
+            match = _URLS.search(stdout.read_text(errors="replace"))
             time.sleep(0.1)
-        d = Demo(process=process, url=match.group(1), stdout=stdout, stderr=stderr)
-        # A real process cannot be handed a fake clock: poll its status document until the
-        # injected failover has been handled (routes written), then the page has everything.
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, d.logs()
-            try:
-                if _failover_handled(d.status()):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the failover was not handled\n" + d.logs()
-            time.sleep(0.25)
+        d = Demo(
+            process=process,
+            url=match.group(2),
+            sim_url=match.group(1),
+            stdout=stdout,
+            stderr=stderr,
+        )
+        _short_of_capacity(d, d.wait(_planned, "the first reconcile"))
+        d.wait(lambda doc: _failovers_handled(d, doc), "the failovers handled")
         yield d
     finally:
         if process.poll() is None:
@@ -240,16 +285,26 @@ def test_status_page_in_a_real_browser(demo: Demo, tmp_path: Path) -> None:
         ticks = [t.all_text() for t in svg.find_all("text", "tick")]
         assert ticks[:2] == ["00:00", "03:00"]
 
-    # One row per configured trunk; the failed-over trunk is marked as such.
+    # The shortfall the document forecasts is marked, interval by interval.
+    apac_svg = next(f for f in figures if f.attrs["data-group"] == "apac").find_all("svg")[0]
+    short = len(apac_svg.find_all("rect", "shortfall"))
+    assert short > 0
+    assert short in {
+        sum(1 for iv in d["intervals"] if iv["shortfall"] > 0)
+        for d in (groups["apac"], later["apac"])
+    }
+
+    # One row per configured trunk; those the test failed are marked so, the rest healthy.
     rows = dom.find_all("tr", "trunk")
     assert len(rows) == len(doc["trunks"]) == 15
-    failed = doc["failovers"][0]["trunk"]
     states = {r.attrs["data-trunk"]: r.attrs["data-state"] for r in rows}
-    assert states[failed] in ("failed", "recovering")
-    assert sum(1 for s in states.values() if s == "healthy") >= 13
+    assert {label for label, s in states.items() if s == "failed"} == set(demo.failed)
+    assert {s for label, s in states.items() if label not in demo.failed} == {"healthy"}
     failovers = dom.find_all("tr", "failover")
-    assert len(failovers) == len(doc["failovers"]) == 1  # the demo injects one
-    assert f"{doc['failovers'][0]['reaction_s']:.2f} s" in failovers[0].all_text()
+    assert len(failovers) == len(doc["failovers"]) == len(demo.failed)
+    for event, row in zip(doc["failovers"], failovers, strict=True):
+        assert event["trunk"] in row.all_text()
+        assert f"{event['reaction_s']:.2f} s" in row.all_text()
     assert dom.find_all("tr", "write")
     assert dom.find_all("p", "token")
 
@@ -267,7 +322,7 @@ def test_status_page_in_a_real_browser(demo: Demo, tmp_path: Path) -> None:
 
     # Screenshots at a desktop and a phone width, kept as artefacts.
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    for name, size in (("status-page.png", (1280, 1900)), ("status-page-phone.png", (390, 1400))):
+    for name, size in (("status-page.png", (1280, 2200)), ("status-page-phone.png", (390, 1500))):
         shot = ARTEFACTS / name
         shot.unlink(missing_ok=True)
         taken = chromium(

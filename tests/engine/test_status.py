@@ -128,6 +128,17 @@ async def test_status_document_covers_the_local_day_of_each_group(
         assert later["groups"][0]["intervals"]
         with pytest.raises(ValueError, match="day='tomorrow'"):
             asm.engine.board.status({"day": "tomorrow"})
+        # A day beyond the forecast has no intervals, and asking for many such days does not
+        # grow what the board keeps between requests.
+        kept = len(asm.engine.board._sections)
+        for year in range(2030, 2040):
+            far = asm.engine.board.status({"day": f"{year}-01-01"})
+            assert all(not g["intervals"] for g in far["groups"])
+        assert len(asm.engine.board._sections) == kept
+        # Repeated requests give the same timelines (the cached part is not mutated).
+        assert (
+            asm.engine.board.status({})["groups"][0]["intervals"] == doc["groups"][0]["intervals"]
+        )
 
 
 class _Observer:
