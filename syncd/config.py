@@ -287,6 +287,7 @@ class Config(_Model):
     """The whole configuration snapshot; replaced as a whole on reload, never mutated."""
 
     state_path: Name = "/var/lib/syncd/state.sqlite3"
+    audit_retention_days: PositiveInt = 90  # audit trail rows older than this are pruned daily
     org: Org
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule

@@ -298,9 +298,8 @@ async def run_demo(
                 ):
                     sim.recover_trunk(failover.trunk_base_id)
                     failover.recovered_at = now
-                applied = sum(
-                    1 for r in asm.store.history(limit=100000) if r.outcome == state.APPLIED
-                )
+                trail = await asm.store.history(limit=100000)
+                applied = sum(1 for r in trail if r.outcome == state.APPLIED)
                 view.render(
                     _screen(
                         engine=engine,
@@ -322,7 +321,7 @@ async def run_demo(
             await engine.poll_health()
             await engine.refresh_schedules()
             final = await engine.run_once(dry_run=True)
-            rows = asm.store.history(limit=100000)
+            rows = await asm.store.history(limit=100000)
             summary = {
                 "converged": final is not None and not final.plan.writes,
                 "failover_reaction_s": failover.reaction_s,

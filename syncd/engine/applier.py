@@ -79,7 +79,7 @@ class Applier:
     def __init__(
         self,
         api: api_mod.GenesysApiPort,
-        store: state.StateStore,
+        store: state.AsyncStateStore,
         observer: ports.Observer,
         *,
         max_conflict_retries: int = 3,
@@ -158,7 +158,7 @@ class Applier:
             # A ValueError from an answer syncd did not expect, a bug: this object fails (audit
             # row, metric, one log line with the traceback, backoff); the other writes go on.
             # Cancellation is not an Exception: it propagates.
-            self._fail_unexpectedly(job, report, exc)
+            await self._fail_unexpectedly(job, report, exc)
         finally:
             self._in_flight.discard(write.key)
             sem.release()
@@ -178,7 +178,7 @@ class Applier:
             report.fenced += 1
             log.info("Not writing %s %s: %s.", write.kind.value, write.object_name, exc)
             return
-        job.row = self.store.begin_write(write, now=self.clock(), epoch=permit.epoch)
+        job.row = await self.store.begin_write(write, now=self.clock(), epoch=permit.epoch)
         fresh: model.Route | model.TrunkBase | model.Campaign | None = None
         extra = {"object_id": write.object_id, "kind": write.kind.value, "group": write.group}
         while True:
@@ -190,12 +190,12 @@ class Applier:
                 request_id = await self._send_within(permit, current, objects, fresh)
             except errors.NotLeader as exc:
                 report.fenced += 1
-                self._finish(job, state.FAILED, report, error=str(exc))
+                await self._finish(job, state.FAILED, report, error=str(exc))
                 return
             except TimeoutError:
                 # Abandoned at the lease's deadline: the request may or may not have landed.
                 error = "abandoned at the end of the leader lease; it may or may not have landed"
-                self._finish(job, state.INTERRUPTED, report, error=error)
+                await self._finish(job, state.INTERRUPTED, report, error=error)
                 return
             except errors.VersionConflict as exc:
                 report.conflicts += 1
@@ -210,7 +210,7 @@ class Applier:
                 failure: errors.ApiError = exc
             except errors.ApiError as exc:
                 if not _answer_lost(exc):
-                    self._finish(
+                    await self._finish(
                         job, state.FAILED, report, error=str(exc), request_id=exc.request_id
                     )
                     return
@@ -227,36 +227,36 @@ class Applier:
                 lost = True
                 failure = exc
             else:
-                self._finish(job, state.APPLIED, report, request_id=request_id)
+                await self._finish(job, state.APPLIED, report, request_id=request_id)
                 return
             if job.attempts > self.max_conflict_retries:
                 outcome = state.FAILED if lost else state.CONFLICT
-                self._finish(job, outcome, report, error=str(failure))
+                await self._finish(job, outcome, report, error=str(failure))
                 return
             try:
                 fresh = await self._read(current)
             except errors.ApiError as read_exc:
-                self._finish(job, state.FAILED, report, error=str(read_exc))
+                await self._finish(job, state.FAILED, report, error=str(read_exc))
                 return
             again = planner.replan(current, fresh, settings=settings, plan=plan)
             if again is None:
                 if lost:
-                    self._finish(job, state.APPLIED, report, note=state.CONFIRMED_BY_REREAD)
+                    await self._finish(job, state.APPLIED, report, note=state.CONFIRMED_BY_REREAD)
                 else:
                     error = "the fresh copy already has the desired value"
-                    self._finish(job, state.SUPERSEDED, report, error=error)
+                    await self._finish(job, state.SUPERSEDED, report, error=error)
                 return
             # The retry (and any further re-read) keeps the write's priority: a failover write
             # re-planned against a copy a person touched is still failover work, and must not
             # queue behind the routine writes that were waiting while it was re-read.
             job.current = dataclasses.replace(again, priority=min(again.priority, write.priority))
 
-    def _fail_unexpectedly(self, job: _Job, report: Report, exc: Exception) -> None:
+    async def _fail_unexpectedly(self, job: _Job, report: Report, exc: Exception) -> None:
         try:
             if job.row is None:
-                job.row = self.store.begin_write(job.write, now=self.clock())
+                job.row = await self.store.begin_write(job.write, now=self.clock())
             job.attempts = max(job.attempts, 1)
-            self._finish(
+            await self._finish(
                 job, state.FAILED, report, error=f"{type(exc).__name__}: {exc}", exc_info=exc
             )
         except Exception:  # the state file failing too: still only this object fails
@@ -271,7 +271,7 @@ class Applier:
             )
             report.failed += 1
 
-    def _finish(
+    async def _finish(
         self,
         job: _Job,
         outcome: str,
@@ -286,7 +286,7 @@ class Applier:
         write, attempts = job.current, job.attempts
         if job.row is None:  # unreachable: _apply_one begins the row before anything else
             raise RuntimeError("a write finished before its audit row was begun")
-        self.store.finish_write(
+        await self.store.finish_write(
             job.row,
             outcome=outcome,
             now=now,

@@ -43,7 +43,7 @@ class Engine:
         cfg: config_mod.Config,
         *,
         api: api_mod.GenesysApiPort,
-        store: state.StateStore,
+        store: state.AsyncStateStore,
         observer: ports.Observer,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
@@ -75,7 +75,7 @@ class Engine:
         self._pending_drops: dict[str, int] = {}
         self._problems_reported: frozenset[str] = frozenset()
         # The capacity forecast and the status page's data (engine/status.py).
-        self.board = status.Board(observer=observer, store=store, clock=clock)
+        self.board = status.Board(observer=observer, store=store.sync, clock=clock)
 
     @property
     def names(self) -> dict[str, str]:
@@ -88,14 +88,16 @@ class Engine:
         """``recover=False`` (``syncd once --dry-run``) leaves the audit trail alone: a dry run
         beside a running daemon must not mark that daemon's in-flight writes 'interrupted'."""
         now = self.clock()
-        interrupted = self.store.mark_interrupted(now=now) if recover else 0
+        interrupted = await self.store.mark_interrupted(now=now) if recover else 0
         if interrupted:
             log.warning(
                 "%d write(s) were in flight when the daemon last stopped; they are marked"
                 " 'interrupted' in the audit trail and the next reconcile re-checks them.",
                 interrupted,
             )
-        self.health = self.store.load_health()
+        if recover:  # a writer: a dry run beside the daemon leaves its trail alone
+            await self._prune_audit(now)
+        self.health = await self.store.load_health()
         try:
             await self._load_trunk_bases()
             await self.poll_health()
@@ -150,7 +152,7 @@ class Engine:
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
         if new != self.health:
-            self.store.save_health(new.values())
+            await self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
         self.board.note_health(new)
@@ -184,7 +186,7 @@ class Engine:
         held_before = set(self._hold_reasons(self.cfg))
         changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
         for bu, fp in self.reader.fingerprints().items():
-            self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
+            await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
         self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
         if changed:
@@ -208,6 +210,7 @@ class Engine:
         if not self.fence.leading():
             log.debug("Not reconciling: another replica is the leader.")
             return False
+        await self._prune_audit(self.clock())
         outcome = await self.run_once(dry_run=False, should_stop=should_stop)
         if outcome is None:  # inputs missing: not planned at all
             return True
@@ -250,6 +253,13 @@ class Engine:
 
     async def close(self) -> None:
         """Nothing of its own to close: ``runner.open_engine`` owns the transport and store."""
+
+    async def _prune_audit(self, now: float) -> None:
+        """The audit trail keeps ``audit_retention_days``: pruned at start, then daily."""
+        days = self.cfg.audit_retention_days
+        pruned = await self.store.prune_if_due(now=now, retention_days=days)
+        if pruned:
+            log.info("Pruned %d audit trail row(s) older than %d days.", pruned, days)
 
     # -- the reconcile -------------------------------------------------------------------
 

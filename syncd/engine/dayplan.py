@@ -48,7 +48,7 @@ async def read_day(
         engine = asm.engine
         wall = time.time() if now is None else now
         names = {tb.id: tb.name for tb in await engine.reader.trunk_bases()}
-        engine.health = asm.store.load_health()
+        engine.health = await asm.store.load_health()
         await engine.poll_health()
         inputs = status.Inputs.of(cfg, await engine.reader.unit_zones(), names)
         windows = [

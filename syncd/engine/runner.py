@@ -61,7 +61,7 @@ class Assembly:
     engine: cycle.Engine
     metrics: metrics.Metrics
     transport: transport.Transport
-    store: state.StateStore
+    store: state.AsyncStateStore
     coordinator: coordination.Coordinator | None = None  # None: backend "none"
 
 
@@ -103,8 +103,9 @@ async def open_engine(
     writer on the same file is refused with ``StateError``."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.StateStore(cfg.state_path, writer=writer)
-    coord = _coordinator(cfg, store, m) if writer else None
+    store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
+    # The coordinator reads and records its epoch floor synchronously (rare, tiny rows).
+    coord = _coordinator(cfg, store.sync, m) if writer else None
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
@@ -144,7 +145,7 @@ async def open_engine(
         if coord is not None:
             await coord.close()
         await tr.close()
-        store.close()
+        await store.close()
 
 
 EPOCH_KEY = "coordination:epoch"

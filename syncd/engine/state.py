@@ -7,6 +7,12 @@ API answers. A process killed in between leaves a ``pending`` row, which the nex
 does no HTTP and makes no decisions; rows are small and committed at once (a process crash after
 the commit loses nothing; WAL with ``synchronous=NORMAL`` is durable against process death).
 
+The event loop never waits on SQLite: the daemon uses ``AsyncStateStore``, which runs every call
+on one dedicated worker thread in the order the calls were made (a commit's fsync, or a
+``busy_timeout`` wait on a lock another process holds, would otherwise stall every timer and
+the watchdog). The audit trail keeps ``audit_retention_days`` of history: older finished rows
+are pruned at start and then once a day.
+
 The file (and SQLite's ``-wal``/``-shm`` beside it, which take its mode) is readable by its owner
 only: 0600. One process writes a state file at a time: ``WriterLock`` (an exclusive ``flock``
 on ``<state file>.lock``), held by the daemon for its lifetime and by ``syncd once`` while it
@@ -15,13 +21,18 @@ writes; a dry run beside them only reads.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -106,6 +117,26 @@ class AuditRow:
         return f"{self.outcome} ({self.note})" if self.note else self.outcome
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DAY_S = 86_400.0
+
+
+def _serialized(
+    method: Callable[Concatenate[StateStore, P], R],
+) -> Callable[Concatenate[StateStore, P], R]:
+    """One call at a time on the store's connection, whichever thread makes it (the worker of
+    ``AsyncStateStore``, or the loop thread for a status page or a test reading the trail)."""
+
+    @functools.wraps(method)
+    def locked(store: StateStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with store._mutex:
+            return method(store, *args, **kwargs)
+
+    return locked
+
+
 def _json(value: model.WriteValue) -> str:
     return orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()
 
@@ -169,12 +200,15 @@ class StateStore:
         self.path = Path(path)
         memory = str(path) == ":memory:"
         self._lock = WriterLock(self.path) if writer and not memory else None
+        self._mutex = threading.RLock()
         try:
             if not memory:
                 _create_private(self.path)
             if self._lock is not None:
                 self._lock.acquire()
-            self._db = sqlite3.connect(str(path), isolation_level=None)
+            # Used from the AsyncStateStore worker and, for reads, the loop thread: the mutex
+            # above serializes them.
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
@@ -191,6 +225,7 @@ class StateStore:
                 " directory is writable, e.g. systemd's StateDirectory=)"
             ) from exc
 
+    @_serialized
     def close(self) -> None:
         self._db.close()
         if self._lock is not None:
@@ -198,6 +233,7 @@ class StateStore:
 
     # -- audit trail -------------------------------------------------------------------------
 
+    @_serialized
     def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
         """Record a write about to be sent (with the lease epoch it is sent under, if any);
         returns the row id to finish it with."""
@@ -223,6 +259,7 @@ class StateStore:
         assert row_id is not None  # noqa: S101 - sqlite always sets it after an INSERT
         return row_id
 
+    @_serialized
     def finish_write(
         self,
         row_id: int,
@@ -248,6 +285,7 @@ class StateStore:
         args.append(row_id)
         self._db.execute(f"UPDATE writes SET {', '.join(sets)} WHERE id=?", args)  # noqa: S608 - fixed column names
 
+    @_serialized
     def mark_interrupted(self, *, now: float) -> int:
         """At start-up: writes left pending by a killed process may or may not have landed."""
         cur = self._db.execute(
@@ -256,6 +294,7 @@ class StateStore:
         )
         return cur.rowcount
 
+    @_serialized
     def history(self, *, since: float | None = None, limit: int = 200) -> list[AuditRow]:
         """Recent writes, oldest first."""
         rows = self._db.execute(
@@ -286,8 +325,17 @@ class StateStore:
             for r in reversed(rows)
         ]
 
+    @_serialized
+    def prune(self, *, before: float) -> int:
+        """Delete finished audit rows written before ``before``; how many went."""
+        cur = self._db.execute(
+            "DELETE FROM writes WHERE ts < ? AND outcome != ?", (before, PENDING)
+        )
+        return cur.rowcount
+
     # -- failover state ----------------------------------------------------------------------
 
+    @_serialized
     def load_health(self) -> dict[str, model.TrunkHealth]:
         rows = self._db.execute(
             "SELECT trunk_base_id, state, since, good_since, failovers FROM health"
@@ -303,6 +351,7 @@ class StateStore:
             for r in rows
         }
 
+    @_serialized
     def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
         """Persist the failover state in one transaction, so a restart does not flap routes."""
         with self._transaction():
@@ -319,10 +368,12 @@ class StateStore:
 
     # -- snapshot fingerprints ---------------------------------------------------------------
 
+    @_serialized
     def get_fingerprint(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM fingerprints WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_serialized
     def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
         self._db.execute(
             "INSERT INTO fingerprints (key, value, ts) VALUES (?,?,?) ON CONFLICT(key)"
@@ -339,6 +390,84 @@ class StateStore:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+
+class AsyncStateStore:
+    """The state store as the event loop uses it: each call runs on one dedicated worker thread,
+    in the order the calls were made (a single worker keeps a write's ``pending`` row before its
+    outcome, and health saves in order). ``sync`` is the ``StateStore`` underneath."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.sync = store
+        self.path = store.path
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="syncd-state"
+        )
+        self._pruned_at: float | None = None
+
+    async def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Finish the calls already made, then close the file (and its writer lock)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
+        self.sync.close()
+
+    async def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        return await self._call(self.sync.begin_write, write, now=now, epoch=epoch)
+
+    async def finish_write(
+        self,
+        row_id: int,
+        *,
+        outcome: str,
+        now: float,
+        request_id: str = "",
+        error: str = "",
+        attempts: int = 1,
+        note: str = "",
+        before: model.WriteValue | object = dataclasses.MISSING,
+        after: model.WriteValue | object = dataclasses.MISSING,
+    ) -> None:
+        await self._call(
+            self.sync.finish_write,
+            row_id,
+            outcome=outcome,
+            now=now,
+            request_id=request_id,
+            error=error,
+            attempts=attempts,
+            note=note,
+            before=before,
+            after=after,
+        )
+
+    async def mark_interrupted(self, *, now: float) -> int:
+        return await self._call(self.sync.mark_interrupted, now=now)
+
+    async def history(self, *, since: float | None = None, limit: int = 200) -> list[AuditRow]:
+        return await self._call(self.sync.history, since=since, limit=limit)
+
+    async def load_health(self) -> dict[str, model.TrunkHealth]:
+        return await self._call(self.sync.load_health)
+
+    async def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
+        await self._call(self.sync.save_health, tuple(states))
+
+    async def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
+        await self._call(self.sync.set_fingerprint, key, value, now=now)
+
+    async def prune(self, *, now: float, retention_days: float) -> int:
+        """Drop audit rows older than the retention (finished ones: a pending row stays)."""
+        self._pruned_at = now
+        return await self._call(self.sync.prune, before=now - retention_days * DAY_S)
+
+    async def prune_if_due(self, *, now: float, retention_days: float) -> int:
+        """``prune`` once a day: on the first call, then when a day has passed since the last."""
+        if self._pruned_at is not None and 0 <= now - self._pruned_at < DAY_S:
+            return 0
+        return await self.prune(now=now, retention_days=retention_days)
 
 
 def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:

@@ -58,7 +58,7 @@ async def test_a_follower_sends_no_write_and_reports_them_fenced(
         assert outcome.report.fenced == len(outcome.plan.writes)
         assert outcome.report.applied == 0
         assert _writes(running.sim.requests_json()) == []
-        assert asm.store.history() == []
+        assert (await asm.store.history()) == []
 
 
 async def test_the_leader_records_its_epoch_and_stops_the_moment_the_fence_refuses(
@@ -75,7 +75,7 @@ async def test_the_leader_records_its_epoch_and_stops_the_moment_the_fence_refus
         assert outcome.report.applied == 1
         assert outcome.report.fenced == len(outcome.plan.writes) - 1
         assert len(_writes(running.sim.requests_json())) == 1
-        rows = asm.store.history()
+        rows = await asm.store.history()
         assert [(r.outcome, r.epoch) for r in rows] == [(state.APPLIED, 7)]
 
 
@@ -96,7 +96,7 @@ async def test_a_write_in_flight_at_the_lease_deadline_is_abandoned_as_interrupt
         outcome = await engine.run_once(dry_run=False)
         assert outcome is not None
         assert outcome.report is not None
-        interrupted = [r for r in asm.store.history() if r.outcome == state.INTERRUPTED]
+        interrupted = [r for r in (await asm.store.history()) if r.outcome == state.INTERRUPTED]
         assert {r.object_id for r in interrupted} == {w.object_id for w in campaign_writes}
         assert all(r.epoch == 7 for r in interrupted)
         assert running.sim.count(route=CAMPAIGN, method="PATCH", status=204) == 0
