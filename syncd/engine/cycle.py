@@ -318,6 +318,8 @@ class Engine:
         self._observe_plan(plan, snapshot, wall)
         report: applier_mod.Report | None = None
         if not dry_run and plan.writes:
+            # The audit trail names what it changed: syncd history has only the state file.
+            await self.store.remember_names(self._names)
             objects = applier_mod.Objects(
                 routes={r.id: r for r in routes},
                 campaigns={c.id: c for c in campaigns},
