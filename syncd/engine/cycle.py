@@ -238,7 +238,8 @@ class Engine:
         self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
-        self._pending_drops.clear()
+        # A held drop stays pending: the re-read confirms it only if the new configuration
+        # plans the very same total, which is then a confirmation like any other.
         self.reader.report_problems()  # an unfixed typo is said again at every reload
 
     def observe_reload(self, *, ok: bool, now: float) -> None:
