@@ -9,12 +9,12 @@ server really does:
 
 * ``exact``: exactly that, per token, under each rate model (fixed window, token bucket, a
   fixed window that also counts refused requests);
-* ``quota-180`` / ``quota-60``: the org's limit is lower than the client was told (FACTS §1.3
-  shows ``allowed: 180``); fixed windows;
+* ``quota-180`` / ``quota-60``: the org's limit is lower than the client was told (a real answer
+  showed ``inin-ratelimit-allowed: 180``); fixed windows;
 * ``shared``: a second consumer on the same OAuth client (a script retrying every 5 s)
   spends part of the same budget at a varying rate; fixed windows, budget per client id;
 * ``endpoint-limit``: campaign PATCHes are limited to 100/min on top of the token's 300/min
-  (per-endpoint limits exist, FACTS §1.1); fixed windows.
+  (per-endpoint limits exist for some operations); fixed windows.
 
 Clients: ``syncd`` (this package's transport and API), ``genesys-sdk`` (the official Python
 SDK as it ships: urllib3 retries, 4 threads like its connection pool), ``fixed-5s`` (retry
@@ -58,7 +58,7 @@ CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-secret"
 EDGES = "/api/v2/telephony/providers/edges"
 CAMPAIGNS = "/api/v2/outbound/campaigns"
-DOCUMENTED_PER_MIN = 300  # what every client is told (FACTS §1.1)
+DOCUMENTED_PER_MIN = 300  # what every client is told: the documented per-token default
 
 
 @dataclass(frozen=True, slots=True)

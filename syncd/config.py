@@ -14,20 +14,22 @@ touch the network, or import the engine.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncd import errors
-from syncd.core import allocation, planner
+from syncd.core import allocation, lease, planner
 from syncd.genesys import regions
 
-# FACTS.md §2 (SDK269 PureCloudRegionHosts); the login host is the API host with api. → login.
-# The region table lives with the client that uses it (FACTS.md §2).
+# docs/genesys-setup.md "Regions" (the SDK's PureCloudRegionHosts); the login host is the API
+# host with api. → login. The region table lives with the client that uses it.
 REGIONS = regions.REGIONS
 
 # Scalars are strict (TOML is typed: "20" where a number belongs is a mistake to report);
@@ -35,6 +37,37 @@ REGIONS = regions.REGIONS
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Name = Annotated[str, Field(min_length=1, strict=True)]
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL (e.g. https://api.mypurecloud.ie)")
+    return value
+
+
+def _host_port(value: str) -> str:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) with a port from 1 to 65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464)")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {int(port)} is outside 1-65535")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or not re.fullmatch(r"[0-9A-Za-z.:-]+", bare):
+        raise ValueError(f"{value!r}: {host!r} is not a host name or IP address")
+    return value
+
+
+def _label(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ValueError(
+            f"{value!r} is not a metric label (1-64 letters, digits or the characters _ . : -)"
+        )
+    return value
+
+
+HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url)]
+HostPort = Annotated[str, Field(strict=True), AfterValidator(_host_port)]
 
 
 class _Model(BaseModel):
@@ -57,12 +90,12 @@ class Credential(_Model):
 
 class Org(_Model):
     region: Literal[tuple(REGIONS)] | None = None  # type: ignore[valid-type]
-    api_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
-    login_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
+    api_url: HttpUrl | None = None
+    login_url: HttpUrl | None = None
     client_id: Name
     secret_credential: Name | None = None
     secret_env: Name | None = None
-    # Extra tokens, each with its own rate budget (DOMAIN.md: the API budget).
+    # Extra tokens, each with its own rate budget (docs/domain.md: the API budget).
     token_pool: tuple[Credential, ...] = ()
 
     @model_validator(mode="after")
@@ -129,11 +162,14 @@ class Schedule(_Model):
     mode: Literal["auto", "poll", "export"] = "auto"
     refresh_s: PositiveInt = 300
 
-    @model_validator(mode="after")
-    def _interval_divides_hour(self) -> Schedule:
-        if 60 % self.interval_minutes:
-            raise ValueError("interval_minutes must divide 60")
-        return self
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval_divides_hour(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError(
+                f"must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60), got {value}"
+            )
+        return value
 
 
 class Health(_Model):
@@ -141,8 +177,60 @@ class Health(_Model):
     hold_down_s: NonNegInt = 120
 
 
+class Safety(_Model):
+    # A plan lowering a group's line total by more than this share in one step (a failover
+    # aside) is held for one more read of its inputs and written only if that read agrees.
+    max_drop_share: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.5
+    # Health polls in a row that may miss a trunk (unknown, not failed) before syncd warns.
+    unknown_health_polls: PositiveInt = 3
+
+
 class Metrics(_Model):
-    listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
+    listen: HostPort = "127.0.0.1:9464"
+
+
+class Coordination(_Model):
+    """High availability (docs/ha.md): ``none`` (one process, the default) or ``redis`` (a leader
+    lease and a shared API budget on Redis). The password is named, never written here."""
+
+    backend: Literal["none", "redis"] = "none"
+    url: Annotated[str, Field(pattern=r"^rediss?://[^/?#]+(/\d*)?$")] | None = None
+    password_credential: Name | None = None  # file name under $CREDENTIALS_DIRECTORY
+    password_env: Name | None = None  # environment variable holding the password
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$", strict=True)] = "syncd"
+    lease_s: Annotated[float, Field(gt=0, strict=False)] = 15.0
+    renew_deadline_s: Annotated[float, Field(gt=0, strict=False)] = 10.0
+    retry_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    max_write_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    clock_drift: Annotated[float, Field(ge=0, lt=0.5, strict=False)] = 0.01
+    timeout_s: Annotated[float, Field(gt=0, strict=False)] = 1.0  # one Redis command
+    # Requests of the shared budget that may go at once (default: a tenth of the quota).
+    budget_burst: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Coordination:
+        problems: list[str] = []
+        if self.backend == "redis" and self.url is None:
+            problems.append('url: required with backend = "redis"')
+        if self.url is not None and urlsplit(self.url).password is not None:
+            problems.append(
+                "url: holds a password; name it with password_credential or password_env instead"
+            )
+        if self.password_credential is not None and self.password_env is not None:
+            problems.append("set at most one of password_credential or password_env")
+        problems.extend(self.timing().problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def timing(self) -> lease.LeaseTiming:
+        return lease.LeaseTiming(
+            lease_s=self.lease_s,
+            renew_deadline_s=self.renew_deadline_s,
+            retry_s=self.retry_s,
+            max_write_s=self.max_write_s,
+            clock_drift=self.clock_drift,
+        )
 
 
 class CampaignRef(_Model):
@@ -160,7 +248,7 @@ class RouteRef(_Model):
 
 
 # A metric label: short, stable, Prometheus-friendly (the trunk base id when not given).
-Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", strict=True)]
+Label = Annotated[str, Field(strict=True), AfterValidator(_label)]
 
 
 class Trunk(_Model):
@@ -234,12 +322,30 @@ class Config(_Model):
     """The whole configuration snapshot; replaced as a whole on reload, never mutated."""
 
     state_path: Name = "/var/lib/syncd/state.sqlite3"
+    audit_retention_days: PositiveInt = 90  # audit trail rows older than this are pruned daily
     org: Org
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule
     health: Health = Health()
+    safety: Safety = Safety()
     metrics: Metrics = Metrics()
+    coordination: Coordination = Coordination()
     groups: tuple[Group, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _burst_below_quota(self) -> Config:
+        burst = self.coordination.budget_burst
+        if burst is not None and burst >= self.rate_limit.requests_per_minute - 1:
+            raise ValueError(
+                f"coordination.budget_burst: must be below rate_limit.requests_per_minute - 1"
+                f" ({self.rate_limit.requests_per_minute - 1}), got {burst}"
+            )
+        return self
+
+    def shared_burst(self) -> int:
+        """The shared budget's burst: as configured, or a tenth of the quota."""
+        burst = self.coordination.budget_burst
+        return self.rate_limit.requests_per_minute // 10 if burst is None else burst
 
     def trunk_labels(self) -> dict[str, str]:
         """Trunk base id → its metric label."""
@@ -282,8 +388,12 @@ def _message(err: Mapping[str, Any]) -> str:
         return f"must be {bounds[kind]} {limit}, got {err.get('input')!r}"
     if kind == "literal_error":
         return f"must be {ctx.get('expected', '?')}, got {err.get('input')!r}"
-    msg = str(err.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind.endswith(("_type", "_parsing")):
+        # A wrong type: show what was written (short; a whole table would be long).
+        shown = repr(err.get("input"))
+        return f"{msg}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return msg
 
 
 def _cross_checks(data: Any) -> list[str]:
@@ -383,7 +493,7 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 # Sections a running daemon cannot swap on SIGHUP: they are bound to open connections, the open
 # state file and the bound metrics socket. Everything else (groups, schedule, health) reloads.
-RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics")
+RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "coordination")
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -411,36 +521,47 @@ def load(path: str | os.PathLike[str]) -> Config:
 def resolve_secret(cred: Credential, environ: Mapping[str, str] | None = None) -> str:
     """The client secret of one credential, from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd) or
     the named environment variable; ``errors.ConfigError`` (without the value) when absent."""
+    return _read_secret(
+        f"secret of client {cred.client_id}", cred.secret_credential, cred.secret_env, environ
+    )
+
+
+def resolve_redis_password(
+    coord: Coordination, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis password (None when none is named), read like a client secret."""
+    if coord.password_credential is None and coord.password_env is None:
+        return None
+    return _read_secret(
+        "coordination password", coord.password_credential, coord.password_env, environ
+    )
+
+
+def _read_secret(
+    what: str, credential: str | None, env_name: str | None, environ: Mapping[str, str] | None
+) -> str:
     env = os.environ if environ is None else environ
-    if cred.secret_env is not None:
-        value = env.get(cred.secret_env, "")
+    if env_name is not None:
+        value = env.get(env_name, "")
         if not value:
-            raise errors.ConfigError(
-                [
-                    f"secret of client {cred.client_id}: "
-                    f"environment variable {cred.secret_env} is not set"
-                ]
-            )
+            raise errors.ConfigError([f"{what}: environment variable {env_name} is not set"])
         return value
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
         raise errors.ConfigError(
             [
-                f"secret of client {cred.client_id}: CREDENTIALS_DIRECTORY is not set "
-                f"(run under systemd with LoadCredential={cred.secret_credential})"
+                f"{what}: CREDENTIALS_DIRECTORY is not set "
+                f"(run under systemd with LoadCredential={credential})"
             ]
         )
     try:
-        value = (Path(directory) / str(cred.secret_credential)).read_text(encoding="utf-8").strip()
+        value = (Path(directory) / str(credential)).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise errors.ConfigError(
-            [
-                f"secret of client {cred.client_id}: "
-                f"cannot read credential {cred.secret_credential}: {exc.strerror}"
-            ]
+            [f"{what}: cannot read credential {credential}: {exc.strerror}"]
         ) from exc
     if not value:
-        raise errors.ConfigError([f"secret of client {cred.client_id}: credential is empty"])
+        raise errors.ConfigError([f"{what}: credential is empty"])
     return value
 
 
@@ -453,5 +574,40 @@ def check_secrets(config: Config, environ: Mapping[str, str] | None = None) -> N
         except errors.ConfigError as exc:
             where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
             problems.extend(f"{where}: {p}" for p in exc.problems)
+    if config.coordination.backend == "redis":
+        try:
+            resolve_redis_password(config.coordination, environ)
+        except errors.ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise errors.ConfigError(problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line overrides
+# --------------------------------------------------------------------------------------------
+
+
+def override_endpoints(config: Config, api_url: str | None, login_url: str | None) -> Config:
+    """The configuration pointed at other API/login base URLs (``--api-url``/``--login-url``,
+    e.g. a simulator started by hand); the region is then unused. Given only ``api_url``, the
+    login URL follows the SDKs' rule (``api.`` → ``login.``, else the same host)."""
+    if api_url is None and login_url is None:
+        return config
+    api = api_url or config.org.api_base
+    login = login_url or (regions.login_url_for(api) if api_url else config.org.login_base)
+    data = config.org.model_dump()
+    data.update(region=None, api_url=api, login_url=login)
+    try:
+        org = Org.model_validate(data)
+    except pydantic.ValidationError as exc:
+        # A login URL derived from a bad --api-url is bad for the same reason: say it once.
+        given = {"api_url": api_url, "login_url": login_url}
+        raise errors.ConfigError(
+            [
+                f"--{_path(tuple(e['loc'])).replace('_', '-')}: {_message(e)}"
+                for e in exc.errors()
+                if not e["loc"] or given.get(str(e["loc"][0]), "") is not None
+            ]
+        ) from None
+    return config.model_copy(update={"org": org})

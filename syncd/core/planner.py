@@ -1,6 +1,6 @@
 """The planner: desired routing state per group, and the minimal ordered plan to reach it.
 
-Role (DOMAIN.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
+Role (docs/domain.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
 group: staffed FTE → demanded lines → allocation over healthy trunks → desired route order,
 campaign line counts and (opt-in) call-rate property; then a diff against what was read, giving
 writes only where an owned value really differs (line counts only beyond the hysteresis band,
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from syncd.core import allocation, health, model, staffing
+from syncd.core import allocation, health, model, staffing, table
 
 # fte × lines_per_agent computed in floats can land a hair above a whole number
 # (3 × 0.1 × 10 = 3.0000000000000004); that must not cost an extra line.
@@ -39,7 +39,7 @@ class CampaignSpec:
 
 
 class RouteMembership(enum.StrEnum):
-    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+    """What syncd may do to a route's membership, per group listing it (docs/domain.md, routes).
 
     ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
     per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
@@ -74,7 +74,7 @@ class CallRateSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSpec:
-    """A group ties staffing to capacity (DOMAIN.md, Configuration)."""
+    """A group ties staffing to capacity (docs/domain.md, Configuration)."""
 
     name: str
     management_units: tuple[str, ...]
@@ -121,18 +121,27 @@ def _decide(
     interval_start: int,
     healthy: Mapping[str, bool],
     campaigns: Mapping[str, model.Campaign],
+    held: str = "",
 ) -> model.GroupDecision:
     lines = demand(fte, group)
     healthy_capacity = sum(t.capacity for t in group.trunks if healthy[t.trunk_base_id])
     any_failed = not all(healthy[t.trunk_base_id] for t in group.trunks)
     present = [campaigns[c.id] for c in group.campaigns if c.id in campaigns]
     counts = [c.outbound_line_count for c in present]
-    actual_total = sum(n for n in counts if n is not None) if None not in counts else None
+    actual_total = (
+        sum(n for n in counts if n is not None) if None not in counts and present else None
+    )
     # Failover-driven: campaigns dial more lines than the surviving trunks carry. Then the cut is
-    # written at once, whatever the hysteresis band.
-    failover_driven = any_failed and actual_total is not None and actual_total > healthy_capacity
+    # written at once, whatever the hysteresis band. A held group writes no line count at all.
+    failover_driven = (
+        not held and any_failed and actual_total is not None and actual_total > healthy_capacity
+    )
     effective = lines
-    if (
+    if held:
+        # The last known allocation: what the campaigns dial now, over the healthy trunks (route
+        # order still follows health; nothing is derived from the staffing input).
+        effective = actual_total if actual_total is not None else lines
+    elif (
         not failover_driven
         and actual_total is not None
         and present
@@ -152,6 +161,8 @@ def _decide(
         healthy=tuple((tb_id, healthy[tb_id]) for tb_id, _ in alloc.lines),
         allocated_lines=alloc.total,
         failover_driven=failover_driven,
+        current_lines=actual_total,
+        held=held,
     )
 
 
@@ -193,16 +204,16 @@ def _merge(
 
 def _reorder_only(
     order: tuple[str, ...], group: GroupSpec, decision: model.GroupDecision
-) -> tuple[str, ...]:
-    """ORDER_ONLY: the group's healthy trunks already on the route take the group's slots in
-    allocation order; its failed ones on the route go to the end. Membership never changes."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """ORDER_ONLY: the group's healthy trunks already on the route take their slots in
+    allocation order; membership never changes. Also returns the group's failed trunks on the
+    route, which the caller moves to the end once every group has had its turn (so another
+    group adding its trunks cannot put them after a failed one)."""
     healthy = dict(decision.healthy)
-    mine = frozenset(t.trunk_base_id for t in group.trunks)
-    present = frozenset(order) & mine
-    failed = tuple(tb for tb in order if tb in present and not healthy[tb])
-    keep = tuple(tb for tb in order if tb not in failed)
-    sequence = tuple(tb for tb, _ in decision.allocation if tb in present and healthy[tb])
-    return _merge(keep, present - frozenset(failed), sequence) + failed
+    mine = frozenset(t.trunk_base_id for t in group.trunks) & frozenset(order)
+    usable = frozenset(tb for tb in mine if healthy[tb])
+    sequence = tuple(tb for tb, _ in decision.allocation if tb in usable)
+    return _merge(order, usable, sequence), tuple(tb for tb in mine if not healthy[tb])
 
 
 def _spec_of(group: GroupSpec, route_id: str) -> RouteSpec | None:
@@ -219,6 +230,7 @@ def _desired_route(
     policy for that route allows."""
     order = route.trunk_base_ids
     failed: list[str] = []
+    last: set[str] = set()
     for group in settings.groups:
         decision = decisions.get(group.name)
         spec = _spec_of(group, route.id)
@@ -228,8 +240,14 @@ def _desired_route(
             managed = frozenset(t.trunk_base_id for t in group.trunks)
             order = _merge(order, managed, _group_sequence(group, decision))
         else:
-            order = _reorder_only(order, group, decision)
+            order, to_end = _reorder_only(order, group, decision)
+            last.update(to_end)
         failed.extend(tb for tb, ok in decision.healthy if not ok)
+    if last:
+        # Failed trunks of order-only groups go to the end, in the order they had.
+        order = tuple(tb for tb in order if tb not in last) + tuple(
+            tb for tb in order if tb in last
+        )
     if not order and route.trunk_base_ids:
         # Every trunk of the route failed: removing them all would leave a route with no trunk
         # base, which the API does not take and which dials nothing anyway. Keep them as they
@@ -411,11 +429,26 @@ def plan(
     routes: Iterable[model.Route],
     campaigns: Iterable[model.Campaign],
     now: int,
+    hold: Mapping[str, str] | None = None,
+    absent_trunks: Collection[str] = (),
 ) -> model.Plan:
     """The decisions of every group for the target interval, and the minimal ordered plan.
 
     A trunk base with no health state yet counts as healthy (not known bad); a configured
-    campaign, route or trunk base that was not read is left out of the plan."""
+    campaign, route or trunk base that was not read is left out of the plan. ``hold`` maps a
+    group to why its line counts are held: it gets no line-count or call-rate write, and its
+    routes follow health over its current lines. ``absent_trunks`` are configured trunk bases
+    the org does not have: no capacity, no place on a route, and not a failover."""
+    hold = hold or {}
+    absent = frozenset(absent_trunks)
+    if absent:
+        settings = replace(
+            settings,
+            groups=tuple(
+                replace(g, trunks=tuple(t for t in g.trunks if t.trunk_base_id not in absent))
+                for g in settings.groups
+            ),
+        )
     start, end = target_interval(now, settings)
     staffed = staffing.staffed_code_ids(activity_codes, settings.staffed_categories)
     by_mu = staffing.by_management_unit(schedules)
@@ -432,11 +465,17 @@ def plan(
             for t in group.trunks
         }
         decision = _decide(
-            group, fte=fte, interval_start=start, healthy=healthy, campaigns=campaign_by_id
+            group,
+            fte=fte,
+            interval_start=start,
+            healthy=healthy,
+            campaigns=campaign_by_id,
+            held=hold.get(group.name, ""),
         )
         decisions[group.name] = decision
-        writes.extend(_campaign_writes(group, decision, campaign_by_id))
-        writes.extend(_call_rate_writes(group, decision, tb_by_id))
+        if not decision.held:
+            writes.extend(_campaign_writes(group, decision, campaign_by_id))
+            writes.extend(_call_rate_writes(group, decision, tb_by_id))
 
     controlled = {r.id for g in settings.groups for r in g.routes}
     for route in routes:
@@ -449,7 +488,58 @@ def plan(
         now=now,
         writes=tuple(sorted(writes, key=_sort_key)),
         decisions=tuple(decisions[g.name] for g in settings.groups),
+        held=tuple(
+            model.Held(group=g.name, reason=hold[g.name]) for g in settings.groups if g.name in hold
+        ),
     )
+
+
+def _is_line_write(write: model.Write) -> bool:
+    return write.kind in {model.WriteKind.CAMPAIGN_LINES, model.WriteKind.TRUNK_CALL_RATE}
+
+
+def suspicious_drops(plan: model.Plan, *, max_drop_share: float) -> dict[str, int]:
+    """Groups whose plan lowers their line total by more than ``max_drop_share`` of it in one
+    step for a reason other than a failover: group → the total the plan would leave."""
+    out: dict[str, int] = {}
+    for d in plan.decisions:
+        current = d.current_lines
+        if d.held or d.failover_driven or not current:
+            continue
+        lowers = any(
+            w.group == d.group and w.kind is model.WriteKind.CAMPAIGN_LINES for w in plan.writes
+        )
+        if lowers and current - d.allocated_lines > max_drop_share * current:
+            out[d.group] = d.allocated_lines
+    return out
+
+
+def guard_drops(
+    plan: model.Plan, *, max_drop_share: float, confirmed: Mapping[str, int]
+) -> tuple[model.Plan, tuple[str, ...]]:
+    """Hold the line writes of every suspicious drop (``suspicious_drops``) unless ``confirmed``
+    (what the previous read of the inputs planned, group → total) shows the same total: a drop
+    is written only when a second read of its inputs agrees. Returns the guarded plan and the
+    groups whose drop was confirmed now."""
+    drops = suspicious_drops(plan, max_drop_share=max_drop_share)
+    passed = tuple(g for g, total in drops.items() if confirmed.get(g) == total)
+    held_groups = {g: total for g, total in drops.items() if g not in passed}
+    if not held_groups:
+        return plan, passed
+    current = {d.group: d.current_lines for d in plan.decisions}
+    held = tuple(
+        model.Held(
+            group=g,
+            reason=(
+                f"would lower group {g}'s lines from {current[g]} to {total}, more than"
+                f" {max_drop_share:.0%} in one step: held for one more read of its inputs"
+            ),
+            writes=tuple(w for w in plan.writes if w.group == g and _is_line_write(w)),
+        )
+        for g, total in held_groups.items()
+    )
+    kept = tuple(w for w in plan.writes if not (w.group in held_groups and _is_line_write(w)))
+    return replace(plan, writes=kept, held=plan.held + held), passed
 
 
 def replan(
@@ -491,9 +581,12 @@ def _show(value: model.WriteValue, names: Mapping[str, str]) -> str:
     return str(value)
 
 
-def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str:
+def format_plan(
+    plan: model.Plan, names: Mapping[str, str] | None = None, *, wide: bool = False
+) -> str:
     """A table a person can read: one row per write (object, field, current → desired,
-    reason), after one summary row per group. ``names`` shows trunk bases by name."""
+    reason), after one summary row per group. ``names`` shows trunk bases by name; the table
+    fits 100 columns (objects by name) unless ``wide`` (every cell whole, ids added)."""
     names = names or {}
     lines = []
     for d in plan.decisions:
@@ -502,21 +595,66 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
             f"{d.allocated_lines} allocated, shortfall {d.shortfall}"
             + (", failover" if d.failover_driven else "")
         )
-    if not plan.writes:
+    if not plan.writes and not plan.held:
         lines.append("no writes: actual state matches desired state")
         return "\n".join(lines)
-    rows = [("priority", "object", "field", "current → desired", "reason")]
-    for w in plan.writes:
-        rows.append(
-            (
-                w.priority.name.lower(),
-                f"{w.kind.value} {w.object_name} ({w.object_id})",
-                w.field,
-                f"{_show(w.before, names)} → {_show(w.after, names)}",
-                w.reason,
-            )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
+    if plan.writes:
+        lines.extend(_table(plan.writes, names, wide=wide))
+    else:
+        lines.append("no writes")
+    for h in plan.held:
+        lines.append(f"held: group {h.group}: {h.reason}")
+        lines.extend("  " + row for row in _table(h.writes, names, wide=wide) if h.writes)
     return "\n".join(lines)
+
+
+def _table(
+    writes: Sequence[model.Write], names: Mapping[str, str], *, wide: bool = False
+) -> list[str]:
+    """Objects by name, 100 columns; ``wide``: every cell whole, the field and the id added
+    (the kind, campaign_lines or route_order, already says which field)."""
+    rows = [
+        (
+            w.priority.name.lower(),
+            f"{w.kind.value} {w.object_name}",
+            f"{_show(w.before, names)} → {_show(w.after, names)}",
+            w.reason,
+            *((w.field, w.object_id) if wide else ()),
+        )
+        for w in writes
+    ]
+    header: tuple[str, ...] = ("priority", "object", "current → desired", "reason")
+    if wide:
+        header += ("field", "object id")
+    return table.render(header, rows, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
+
+
+def _json_value(value: model.WriteValue) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _json_write(w: model.Write) -> dict[str, object]:
+    return {
+        "object": w.object_id,
+        "name": w.object_name,
+        "kind": w.kind.value,
+        "field": w.field,
+        "current": _json_value(w.before),
+        "desired": _json_value(w.after),
+        "reason": w.reason,
+        "priority": w.priority.name.lower(),
+        "group": w.group,
+    }
+
+
+def plan_json(plan: model.Plan, problems: Sequence[str] = ()) -> dict[str, object]:
+    """The plan for scripts (``syncd once --dry-run --json``): writes, held writes and groups,
+    and the problems found in the configuration against the org."""
+    return {
+        "writes": [_json_write(w) for w in plan.writes],
+        "held": [
+            {"group": h.group, "reason": h.reason, "writes": [_json_write(w) for w in h.writes]}
+            for h in plan.held
+        ],
+        "problems": list(problems),
+    }

@@ -12,6 +12,11 @@ the object backs off (per object, exponentially), and the rest of the plan goes 
 cancellation propagates. When asked to stop, nothing new starts; writes already in flight
 finish.
 
+With replicas (docs/ha.md), every write — every attempt of it — first asks the fence for a
+permit: none when this replica is not the leader or its lease is too close to its end (the
+write is not sent, and nothing new starts); otherwise the permit's epoch is recorded with the
+write and the write is abandoned at the permit's deadline, before the lease can lapse.
+
 This module decides nothing about *what* to write (that is ``core.planner``).
 """
 
@@ -51,6 +56,7 @@ class Report:
     not_started: int = 0
     lost_answers: int = 0  # writes whose answer never arrived (timeout, dropped connection)
     confirmed: int = 0  # of ``applied``: a lost answer, but the re-read showed the value
+    fenced: int = 0  # not sent: this replica is not (or no longer) the leader
 
 
 @dataclasses.dataclass(slots=True, kw_only=True)
@@ -73,7 +79,7 @@ class Applier:
     def __init__(
         self,
         api: api_mod.GenesysApiPort,
-        store: state.StateStore,
+        store: state.AsyncStateStore,
         observer: ports.Observer,
         *,
         max_conflict_retries: int = 3,
@@ -81,8 +87,10 @@ class Applier:
         backoff_base_s: float = 5.0,
         backoff_max_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        fence: ports.Fence | None = None,
     ) -> None:
         self.api = api
+        self.fence: ports.Fence = fence or ports.NoFence()
         self.store = store
         self.observer = observer
         self.max_conflict_retries = max_conflict_retries
@@ -108,6 +116,9 @@ class Applier:
             for write in plan.writes:  # already ordered by priority
                 if should_stop():
                     report.not_started += 1
+                    continue
+                if not self.fence.leading():
+                    report.fenced += 1
                     continue
                 back = self._backoff.get(write.key)
                 if (
@@ -147,7 +158,7 @@ class Applier:
             # A ValueError from an answer syncd did not expect, a bug: this object fails (audit
             # row, metric, one log line with the traceback, backoff); the other writes go on.
             # Cancellation is not an Exception: it propagates.
-            self._fail_unexpectedly(job, report, exc)
+            await self._fail_unexpectedly(job, report, exc)
         finally:
             self._in_flight.discard(write.key)
             sem.release()
@@ -161,14 +172,31 @@ class Applier:
         report: Report,
     ) -> None:
         write = job.write
-        job.row = self.store.begin_write(write, now=self.clock())
+        try:
+            permit = self.fence.permit()
+        except errors.NotLeader as exc:
+            report.fenced += 1
+            log.info("Not writing %s %s: %s.", write.kind.value, write.object_name, exc)
+            return
+        job.row = await self.store.begin_write(write, now=self.clock(), epoch=permit.epoch)
         fresh: model.Route | model.TrunkBase | model.Campaign | None = None
         extra = {"object_id": write.object_id, "kind": write.kind.value, "group": write.group}
         while True:
             job.attempts += 1
             current = job.current
             try:
-                request_id = await self._send(current, objects, fresh)
+                if job.attempts > 1:
+                    permit = self._permit_again(permit)
+                request_id = await self._send_within(permit, current, objects, fresh)
+            except errors.NotLeader as exc:
+                report.fenced += 1
+                await self._finish(job, state.FAILED, report, error=str(exc))
+                return
+            except TimeoutError:
+                # Abandoned at the lease's deadline: the request may or may not have landed.
+                error = "abandoned at the end of the leader lease; it may or may not have landed"
+                await self._finish(job, state.INTERRUPTED, report, error=error)
+                return
             except errors.VersionConflict as exc:
                 report.conflicts += 1
                 self.observer.observe_conflict(write.kind.value)
@@ -182,7 +210,7 @@ class Applier:
                 failure: errors.ApiError = exc
             except errors.ApiError as exc:
                 if not _answer_lost(exc):
-                    self._finish(
+                    await self._finish(
                         job, state.FAILED, report, error=str(exc), request_id=exc.request_id
                     )
                     return
@@ -199,36 +227,36 @@ class Applier:
                 lost = True
                 failure = exc
             else:
-                self._finish(job, state.APPLIED, report, request_id=request_id)
+                await self._finish(job, state.APPLIED, report, request_id=request_id)
                 return
             if job.attempts > self.max_conflict_retries:
                 outcome = state.FAILED if lost else state.CONFLICT
-                self._finish(job, outcome, report, error=str(failure))
+                await self._finish(job, outcome, report, error=str(failure))
                 return
             try:
                 fresh = await self._read(current)
             except errors.ApiError as read_exc:
-                self._finish(job, state.FAILED, report, error=str(read_exc))
+                await self._finish(job, state.FAILED, report, error=str(read_exc))
                 return
             again = planner.replan(current, fresh, settings=settings, plan=plan)
             if again is None:
                 if lost:
-                    self._finish(job, state.APPLIED, report, note=state.CONFIRMED_BY_REREAD)
+                    await self._finish(job, state.APPLIED, report, note=state.CONFIRMED_BY_REREAD)
                 else:
                     error = "the fresh copy already has the desired value"
-                    self._finish(job, state.SUPERSEDED, report, error=error)
+                    await self._finish(job, state.SUPERSEDED, report, error=error)
                 return
             # The retry (and any further re-read) keeps the write's priority: a failover write
             # re-planned against a copy a person touched is still failover work, and must not
             # queue behind the routine writes that were waiting while it was re-read.
             job.current = dataclasses.replace(again, priority=min(again.priority, write.priority))
 
-    def _fail_unexpectedly(self, job: _Job, report: Report, exc: Exception) -> None:
+    async def _fail_unexpectedly(self, job: _Job, report: Report, exc: Exception) -> None:
         try:
             if job.row is None:
-                job.row = self.store.begin_write(job.write, now=self.clock())
+                job.row = await self.store.begin_write(job.write, now=self.clock())
             job.attempts = max(job.attempts, 1)
-            self._finish(
+            await self._finish(
                 job, state.FAILED, report, error=f"{type(exc).__name__}: {exc}", exc_info=exc
             )
         except Exception:  # the state file failing too: still only this object fails
@@ -243,7 +271,7 @@ class Applier:
             )
             report.failed += 1
 
-    def _finish(
+    async def _finish(
         self,
         job: _Job,
         outcome: str,
@@ -258,7 +286,7 @@ class Applier:
         write, attempts = job.current, job.attempts
         if job.row is None:  # unreachable: _apply_one begins the row before anything else
             raise RuntimeError("a write finished before its audit row was begun")
-        self.store.finish_write(
+        await self.store.finish_write(
             job.row,
             outcome=outcome,
             now=now,
@@ -325,6 +353,28 @@ class Applier:
                 extra=extra,
                 exc_info=exc_info,
             )
+
+    def _permit_again(self, first: ports.Permit) -> ports.Permit:
+        """A permit for a further attempt: under the same epoch as the first, or none."""
+        permit = self.fence.permit()
+        if permit.epoch != first.epoch:
+            raise errors.NotLeader(
+                f"the lease epoch changed from {first.epoch} to {permit.epoch} during the write"
+            )
+        return permit
+
+    async def _send_within(
+        self,
+        permit: ports.Permit,
+        write: model.Write,
+        objects: Objects,
+        fresh: model.Route | model.TrunkBase | model.Campaign | None,
+    ) -> str:
+        if permit.deadline is None:
+            return await self._send(write, objects, fresh)
+        # The event loop's clock is time.monotonic, the clock the fence's deadline is in.
+        async with asyncio.timeout_at(permit.deadline):
+            return await self._send(write, objects, fresh)
 
     async def _send(
         self,

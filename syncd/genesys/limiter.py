@@ -32,6 +32,7 @@ from typing import Protocol
 
 from syncd import errors
 from syncd.core import model, pacing
+from syncd.genesys import budget
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class Limiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         observer: LimiterObserver | None = None,
+        shared: budget.SharedBudget | None = None,
     ) -> None:
         if not labels:
             raise ValueError("the limiter needs at least one token")
@@ -124,12 +126,14 @@ class Limiter:
         self._clock = clock
         self._sleep = sleep
         self._observer: LimiterObserver = observer or NullObserver()
+        # Replicas of one OAuth client draw from a shared budget after the local pacer.
+        self._shared: budget.SharedBudget = shared or budget.Unshared()
         now = clock()
         self.pacers = [pacing.Pacer(config, now=now) for _ in self.labels]
         self._paused = [False] * len(self.labels)
         self._queue: list[_Waiter] = []
         self._counter = itertools.count()
-        # Endpoints with a limit of their own, below the token's (FACTS §1.1: some operations
+        # Endpoints with a limit of their own, below the token's (docs/genesys-setup.md: some
         # have one): a pacer per (token, endpoint), found from the headers of their answers
         # (an ``allowed`` below the largest the token has shown). A request passes both.
         self._top_allowed = [0] * len(self.labels)
@@ -177,7 +181,17 @@ class Limiter:
         return best[2], None if best[0] == math.inf else best[0]
 
     async def acquire(self, priority: int, *, endpoint: str = "", method: str = "") -> Lease:
-        """Wait for a send slot; lower ``priority`` values are served first."""
+        """Wait for a send slot (the local pacer, then the shared budget); lower ``priority``
+        values are served first."""
+        lease = await self._acquire_local(priority, endpoint=endpoint, method=method)
+        try:
+            await self._shared.take(lease.label)
+        except BaseException:
+            self.release(lease, status=0, headers=None)
+            raise
+        return lease
+
+    async def _acquire_local(self, priority: int, *, endpoint: str, method: str) -> Lease:
         key = f"{method} {endpoint}"
         waiter = _Waiter(int(priority), next(self._counter))
         heapq.heappush(self._queue, waiter)
@@ -329,6 +343,7 @@ class Limiter:
         if not self._paused[lease.index]:
             self._paused[lease.index] = True
             self._observer.on_pause(lease.label, True)
+        self._shared.throttled(lease.label, until - now)
         log.warning(
             "Token %s was rate limited; all its requests pause for %.2f seconds"
             " (assumed quota now %.0f per %.0f seconds).",

@@ -33,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from syncd import errors
 from syncd.core import model, pacing
-from syncd.genesys import auth, limiter, regions
+from syncd.genesys import auth, budget, limiter, regions
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ class Transport:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         session: aiohttp.ClientSession | None = None,
+        shared: budget.SharedBudget | None = None,
     ) -> Transport:
         """The usual assembly: one session (unless given), a pool, one pacer per token.
 
@@ -280,6 +281,7 @@ class Transport:
             clock=clock,
             sleep=sleep,
             observer=observer,
+            shared=shared,
         )
         return cls(
             endpoints,
@@ -506,7 +508,7 @@ class Transport:
         if call.body is not None:
             headers["Content-Type"] = "application/json"
         started = self._clock()
-        with _translated(call.method, call.template) as outcome:
+        with _translated(call.method, call.template, host=regions.host_of(call.url)) as outcome:
             async with self.session.request(
                 call.method,
                 call.url,
@@ -546,7 +548,9 @@ class Transport:
         while True:
             status = 0
             payload = b""
-            with _translated("GET", endpoint, what="The download of a bulk result") as outcome:
+            with _translated(
+                "GET", endpoint, host=regions.host_of(url), what="The download of a bulk result"
+            ) as outcome:
                 async with self.session.get(
                     url,
                     headers={"Accept-Encoding": "gzip", "Accept": "application/json"},
@@ -659,9 +663,10 @@ class _Outcome:
 
 
 @contextlib.contextmanager
-def _translated(method: str, endpoint: str, *, what: str = "") -> Iterator[_Outcome]:
+def _translated(method: str, endpoint: str, *, host: str, what: str = "") -> Iterator[_Outcome]:
     """Translate aiohttp, asyncio-timeout and OS errors of one exchange (httpcore's
-    ``map_exceptions``): the block's failure lands in the yielded ``_Outcome``."""
+    ``map_exceptions``): the block's failure lands in the yielded ``_Outcome``. A connection
+    failure names the host it tried (never the path or query: a presigned link's signature)."""
     outcome = _Outcome()
     subject = what or f"{method} {endpoint}"
     try:
@@ -672,7 +677,7 @@ def _translated(method: str, endpoint: str, *, what: str = "") -> Iterator[_Outc
         )
     except (aiohttp.ClientError, OSError) as exc:
         outcome.failure = errors.ConnectionFailed(
-            f"{subject} failed to connect or was cut off ({type(exc).__name__}).",
+            f"{subject} failed to connect to {host} or was cut off ({type(exc).__name__}).",
             endpoint=endpoint,
             method=method,
         )

@@ -35,8 +35,8 @@ class SimOptions:
     quota: int = 300
     window_s: float = 60.0
     ratelimit_headers: bool = True
-    # Whose budget a request spends: its token's (default), or its OAuth client's, shared by
-    # every token of that client (another integration on the same client id).
+    # Whose budget the quota is: each access token's (the documented per-token limit) or each
+    # OAuth client's, shared by every token it issued (replicas of one client, docs/ha.md).
     ratelimit_per: Literal["token", "client"] = "token"
     # Lower limits on endpoint families, each (method, path-template prefix, quota per window),
     # counted per budget like the main one; a request must pass both.

@@ -115,6 +115,19 @@ class SimProcess:
     def control(self, method: str, path: str, body: object = None) -> Any:
         return _http(method, f"{self.url}/_sim/{path}", body)
 
+    def wait_held(self, count: int, *, timeout: float) -> int:
+        """Block until the simulator holds at least ``count`` requests (``/_sim/hold``), by
+        long-polling its control API (each poll answers as soon as the count is reached)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                held: int = self.control("GET", f"hold?atLeast={count}&timeout=5")["held"]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 408 or time.monotonic() > deadline:
+                    raise
+            else:
+                return held
+
     def requests(self) -> list[dict[str, Any]]:
         reqs: list[dict[str, Any]] = self.control("GET", "requests")["requests"]
         return reqs
@@ -176,7 +189,7 @@ def write_config(
     """``config/demo.toml`` for this simulator, with short timers (and any other replacements)."""
     text = DEMO.read_text()
     for old, new in (
-        ("http://127.0.0.1:8080", sim_url),
+        ("http://127.0.0.1:8787", sim_url),
         ("/tmp/syncd-demo/state.sqlite3", str(state_path)),
         ("127.0.0.1:9464", f"127.0.0.1:{metrics_port}"),
         ("poll_s = 15", "poll_s = 1"),
@@ -294,17 +307,12 @@ def converged(config: Path) -> bool:
 def history(state_path: Path) -> list[tuple[str, str, str]]:
     """``syncd history --state PATH`` as (outcome, kind, object id) rows, oldest first."""
     done = subprocess.run(
-        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000"],
+        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000", "--json"],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=60,
         check=True,
     )
-    rows = []
-    pattern = re.compile(r"^\S+ \S+Z (\S+)\s+(\S+)\s+.*? \(([0-9a-f-]{36})\) ")
-    for line in done.stdout.splitlines():
-        match = pattern.match(line)
-        assert match, line
-        rows.append((match.group(1), match.group(2), match.group(3)))
-    return rows
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return [(r["outcome"], r["kind"], r["object_id"]) for r in rows]
