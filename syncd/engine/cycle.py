@@ -4,14 +4,23 @@
 persist between cycles: the failover state (saved to the state file at every change, so a restart
 does not flap routes) and the schedule snapshot. It refuses to plan before it has both a health
 observation and a schedule snapshot: planning on an empty snapshot would cut every line count.
+
+A notification is a hint (``engine.push``): ``on_trunk_event`` re-reads that one trunk and
+folds it into the same failover state as a poll; ``on_schedule_event`` refreshes that one
+business unit. Either answers "reconcile now" like the timers do, so every change goes through
+the same planner. A reconcile that follows a failover reads at failover priority, and one that is
+writing stops starting lower writes the moment another trunk fails (the follow-up reconcile
+plans the failover first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import orjson
 
@@ -31,6 +40,12 @@ class Outcome:
 
     plan: model.Plan
     report: applier_mod.Report | None  # None for a dry run
+
+
+class HintHandler(Protocol):
+    """``Engine.on_trunk_event`` / ``on_schedule_event``: re-read what a notification named."""
+
+    def __call__(self, ident: str, /, *, received_at: float | None = None) -> Awaitable[bool]: ...
 
 
 class Engine:
@@ -54,6 +69,12 @@ class Engine:
         self.reader = reader.Reader(api, cfg)
         self.applier = applier_mod.Applier(api, store, observer, clock=clock)
         self.health: dict[str, model.TrunkHealth] = {}
+        self._statuses: dict[str, model.TrunkStatus] = {}  # trunk id → last observation
+        self._health_lock = asyncio.Lock()  # observations fold in the order they were read
+        self._failover_pending = False  # a trunk failed since the last reconcile planned
+        self.health_source = ""  # "push" | "poll": what saw the last failover first
+        self._pushed_at: float | None = None  # the hint behind a change not yet reconciled
+        self.on_statuses: Callable[[], None] | None = None  # the listed trunks may differ
         self._health_seen = False
         self._schedules_seen = False
         self._names: dict[str, str] = {}
@@ -92,7 +113,47 @@ class Engine:
             log.warning("The first reads failed; retrying on the next timers: %s", exc)
 
     async def poll_health(self) -> bool:
-        statuses = await self.reader.trunk_statuses()
+        async with self._health_lock:
+            statuses = await self.reader.trunk_statuses()
+            self._statuses = {s.trunk_id: s for s in statuses}
+            changed = self._fold(source="poll")
+        if self.on_statuses is not None:
+            self.on_statuses()
+        return changed
+
+    async def on_trunk_event(self, trunk_id: str, *, received_at: float | None = None) -> bool:
+        """A notification named this trunk: re-read it alone and fold it in like a poll.
+        True when a trunk's failover state changed (reconcile now)."""
+        if trunk_id not in self._statuses:
+            return False  # not a trunk of a managed trunk base (or not listed yet)
+        async with self._health_lock:
+            status = await self.reader.trunk_status(trunk_id)
+            self._statuses[trunk_id] = status
+            changed = self._fold(source="push")
+        return self._pushed(changed, received_at)
+
+    async def on_schedule_event(
+        self, business_unit_id: str, *, received_at: float | None = None
+    ) -> bool:
+        """A notification said this business unit's schedules changed: refresh it alone.
+        True when the staffing input changed (reconcile now)."""
+        if business_unit_id not in self.cfg.schedule.business_units:
+            return False
+        changed = await self.refresh_schedules(only=business_unit_id)
+        return self._pushed(changed, received_at)
+
+    def _pushed(self, changed: bool, received_at: float | None) -> bool:
+        if changed and self._pushed_at is None:
+            self._pushed_at = received_at if received_at is not None else time.monotonic()
+        return changed
+
+    def trunk_ids(self) -> tuple[str, ...]:
+        """The trunk instances of the managed trunk bases (their notification topics)."""
+        managed = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
+        return tuple(sorted(t for t, s in self._statuses.items() if s.trunk_base_id in managed))
+
+    def _fold(self, *, source: str) -> bool:
+        statuses = tuple(self._statuses.values())
         now = int(self.clock())
         ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
         new = health.observe_all(
@@ -105,10 +166,13 @@ class Engine:
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
                 self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
+                self._failover_pending = True
+                self.health_source = source
                 log.warning(
-                    "Trunk base %s failed its health check: failing over now.",
+                    "Trunk base %s failed its health check (seen by %s): failing over now.",
                     name,
-                    extra={"object_id": tb, "group": group_of[tb]},
+                    source,
+                    extra={"object_id": tb, "group": group_of[tb], "source": source},
                 )
             else:
                 log.info(
@@ -123,9 +187,9 @@ class Engine:
         self._health_seen = True
         return bool(changed)
 
-    async def refresh_schedules(self) -> bool:
+    async def refresh_schedules(self, *, only: str | None = None) -> bool:
         wall = self.clock()
-        changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
+        changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall, only=only)
         for bu, fp in self.reader.fingerprints().items():
             self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._schedules_seen = True
@@ -188,12 +252,25 @@ class Engine:
                 "no health observation" if not self._health_seen else "no schedule snapshot",
             )
             return None
+        # A failover since the last plan: these reads go before lower work waiting for the
+        # token, and a newer failover stops this reconcile from starting lower writes.
+        failover = self._failover_pending
+        if not dry_run:
+            self._failover_pending = False
+        prio = model.Priority.FAILOVER if failover else model.Priority.STAFFING
+        stop = should_stop
+        if not dry_run:
+
+            def stop() -> bool:
+                return should_stop() or self._failover_pending
+
         try:
-            routes = await self.reader.routes()
-            campaigns = await self.reader.campaigns()
+            routes = await self.reader.routes(priority=prio)
+            campaigns = await self.reader.campaigns(priority=prio)
             if not self._trunk_bases or any(g.call_rate for g in self.cfg.groups):
                 await self._load_trunk_bases()
         except errors.ApiError:
+            self._failover_pending = self._failover_pending or failover
             self.observer.observe_reconcile(time.monotonic() - started, False, wall)
             raise
         for route in routes:
@@ -219,15 +296,17 @@ class Engine:
                 trunk_bases=self._trunk_bases,
                 names=self._names,
             )
-            report = await self.applier.apply(
-                plan, objects, settings=settings, should_stop=should_stop
-            )
+            report = await self.applier.apply(plan, objects, settings=settings, should_stop=stop)
             if report.applied and any(
                 w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
             ):
                 await self._load_trunk_bases()  # versions moved on
         ok = report is None or report.failed == 0
         self.observer.observe_reconcile(time.monotonic() - started, ok, wall)
+        if not dry_run and self._pushed_at is not None and ok:
+            # Event → write: from the notification to the end of the writes it led to.
+            self.observer.observe_push_reaction(time.monotonic() - self._pushed_at)
+            self._pushed_at = None
         outcome = Outcome(plan=plan, report=report)
         if not dry_run:
             self.last = outcome

@@ -21,9 +21,9 @@ import syncd
 from syncd import config as config_mod
 from syncd import errors
 from syncd.core import model, pacing, planner
-from syncd.engine import cycle, daemon, state
+from syncd.engine import cycle, daemon, push, state
 from syncd.genesys import api as api_mod
-from syncd.genesys import auth, regions, transport
+from syncd.genesys import auth, notifications, regions, transport
 from syncd.obs import logs, metrics
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,9 @@ ENDPOINTS = (
     ("GET", api_mod.BU + "/activitycodes"),
     ("GET", api_mod.BU + "/weeks/{weekId}/schedules"),
     ("POST", api_mod.SCHEDULE + "/agentschedules/query"),
+    ("GET", api_mod.TRUNK),
+    ("POST", notifications.CHANNELS),
+    ("PUT", notifications.SUBSCRIPTIONS),
 )
 
 
@@ -61,6 +64,7 @@ class Assembly:
     metrics: metrics.Metrics
     transport: transport.Transport
     store: state.StateStore
+    push: push.Push | None = None  # None when [notifications] enabled = false
 
 
 def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
@@ -88,6 +92,7 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
         quota_per_minute=cfg.rate_limit.requests_per_minute,
         max_retry_after_s=cfg.rate_limit.max_retry_after_s,
         retry_reasons=transport.RETRY_REASONS,
+        channel_reasons=notifications.REASONS,
     )
 
 
@@ -124,8 +129,21 @@ async def open_engine(
         # A reload may add or drop groups and trunks: their label sets follow.
         on_config=lambda new: configure_metrics(m, new, labels),
     )
+    channel = None
+    if cfg.notifications.enabled:
+        n = cfg.notifications
+        channel = push.Push(
+            engine,
+            tr,
+            timing=notifications.Timing(
+                ping_after_s=n.ping_after_s,
+                dead_after_s=n.dead_after_s,
+                renew_before_s=n.renew_before_s,
+            ),
+            observer=m,
+        )
     try:
-        yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store)
+        yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store, push=channel)
     finally:
         await tr.close()
         store.close()
@@ -165,7 +183,7 @@ async def run_daemon(path: str) -> int:
         return EX_FAILURE
     try:
         async with open_engine(cfg, m=m) as asm:
-            d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine)
+            d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine, push=asm.push)
             return await d.run()
     except errors.ConfigError as exc:
         log.error("Cannot start: %s", "; ".join(exc.problems))

@@ -137,9 +137,11 @@ class Limiter:
             waiter.cancel()
             sleeper.cancel()
 
-    def _pick(self, now: float) -> tuple[int, float | None]:
+    def _pick(self, now: float, token: int | None = None) -> tuple[int, float | None]:
         best: tuple[float, int, int] | None = None
         for index, pacer in enumerate(self.pacers):
+            if token is not None and index != token:
+                continue
             when = pacer.next_send_at(now)
             key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
             if best is None or key < best:
@@ -148,8 +150,14 @@ class Limiter:
             raise RuntimeError("the limiter has no tokens")
         return best[2], None if best[0] == math.inf else best[0]
 
-    async def acquire(self, priority: int, *, endpoint: str = "") -> Lease:
-        """Wait for a send slot; lower ``priority`` values are served first."""
+    async def acquire(
+        self, priority: int, *, endpoint: str = "", token_index: int | None = None
+    ) -> Lease:
+        """Wait for a send slot; lower ``priority`` values are served first. ``token_index``
+        pins the request to one token of the pool (a notification channel belongs to the OAuth
+        client that created it, so its subscriptions must use that client's token)."""
+        if token_index is not None and not 0 <= token_index < len(self.pacers):
+            raise ValueError(f"token {token_index} is not in the pool of {len(self.pacers)}")
         entry = (int(priority), next(self._counter))
         heapq.heappush(self._queue, entry)
         self._observer.on_queue_depth(len(self._queue))
@@ -163,7 +171,7 @@ class Limiter:
                     await self._wait(None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now)
+                index, when = self._pick(now, token_index)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True

@@ -17,13 +17,15 @@ else. It must not parse domain JSON (``core.wire`` does), decide what to write, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 import orjson
@@ -316,8 +318,10 @@ class Transport:
         query: Mapping[str, str | int] | list[tuple[str, str | int]] | None = None,
         body: bytes | None = None,
         priority: int = model.Priority.STAFFING,
+        token_index: int | None = None,
     ) -> Response:
-        """Send one API request with retries; 2xx → ``Response``, anything else raises."""
+        """Send one API request with retries; 2xx → ``Response``, anything else raises.
+        ``token_index`` pins it to one token of the pool (see ``Limiter.acquire``)."""
         url = self.endpoints.api_url + render_path(template, path or {})
         query_list: list[tuple[str, str]] = [
             (k, str(v)) for k, v in (query.items() if isinstance(query, Mapping) else query or [])
@@ -326,7 +330,7 @@ class Transport:
         throttled = 0
         refreshed_for: set[int] = set()
         while True:
-            lease = await self.limiter.acquire(priority, endpoint=template)
+            lease = await self.limiter.acquire(priority, endpoint=template, token_index=token_index)
             source = self.pool.sources[lease.index]
             try:
                 token, generation = await source.token()
@@ -533,3 +537,89 @@ class Transport:
                     rand=self._rand(),
                 )
             )
+
+
+class Socket:
+    """One WebSocket of text messages (a notification channel's ``connectUri``), with aiohttp's
+    types and errors kept inside this module: ``receive`` gives the next text message or None
+    once the socket is closed; sending on a broken socket is ``ConnectionFailed``."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, endpoint: str) -> None:
+        self._ws = ws
+        self._endpoint = endpoint
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+    async def receive(self) -> str | None:
+        while True:
+            try:
+                message = await self._ws.receive()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                return None
+            if message.type is aiohttp.WSMsgType.TEXT:
+                return str(message.data)
+            if message.type is aiohttp.WSMsgType.BINARY:
+                return bytes(message.data).decode("utf-8", "replace")
+            if message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return None
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send_str(text)
+        except (aiohttp.ClientError, OSError, ConnectionError) as exc:
+            raise errors.ConnectionFailed(
+                f"Sending on the notification socket failed ({type(exc).__name__}).",
+                endpoint=self._endpoint,
+                method="WS",
+            ) from None
+
+    async def close(self) -> None:
+        # Closing a socket that is already gone is what we wanted anyway.
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            await self._ws.close()
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def open_socket(transport: Transport, url: str, *, endpoint: str = "connectUri") -> Socket:
+    """Connect a WebSocket on the transport's session (TLS verified, like every call); the URL
+    must be ``wss://`` unless its host is loopback (the simulator)."""
+    if not url.startswith("wss://") and not _is_loopback(url):
+        raise errors.ClientError(
+            "A notification channel's connectUri must use wss:// (got another scheme).",
+            endpoint=endpoint,
+            method="WS",
+        )
+    try:
+        ws = await transport.session.ws_connect(
+            url,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            receive_timeout=None,
+            autoping=True,
+        )
+    except TimeoutError:
+        raise errors.TimeoutError_(
+            "Connecting the notification socket timed out.", endpoint=endpoint, method="WS"
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise errors.ConnectionFailed(
+            f"Connecting the notification socket failed ({type(exc).__name__}).",
+            endpoint=endpoint,
+            method="WS",
+        ) from None
+    return Socket(ws, endpoint=endpoint)
