@@ -176,7 +176,8 @@ async def test_a_schedule_publish_reaches_the_line_counts_by_push(
         before = dict(engine.reader.fingerprints())
         reconciles = engine.reconciles
         dry = await engine.run_once(dry_run=True)
-        assert dry is not None and not dry.plan.writes  # converged before the publish
+        assert dry is not None
+        assert not dry.plan.writes
         # Every agent of the unit moves by four hours: the next interval's staffing changes.
         sim.publish_schedule(bu, agents=10_000, shift_minutes=240)
         await until(
@@ -185,7 +186,8 @@ async def test_a_schedule_publish_reaches_the_line_counts_by_push(
             ),
             "the publish pushed, refreshed and reconciled",
         )
-        assert engine.last is not None and engine.last.report is not None
+        assert engine.last is not None
+        assert engine.last.report is not None
         assert engine.last.report.applied >= 1
         campaigns = {c.id for g in run.cfg.groups for c in g.campaigns}
         wrote = [w for w in engine.last.plan.writes if w.object_id in campaigns]
