@@ -1,4 +1,4 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner) and print its JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status); print JSON."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = {
     "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
     "planner": "bench.planner",  # parse + plan on the simulator's large org
+    "status": "bench.status",  # GET /status.json and GET / on the large org
 }
 
 

@@ -30,7 +30,7 @@ TARGET_S = 1.0
 TARGET_RSS_MB = 400.0
 
 
-def _render(directory: Path, size: str, seed: int) -> None:
+def render(directory: Path, size: str, seed: int) -> None:
     """Write every body the planner needs, as the API would send it, plus the bench settings."""
     from syncd.sim import org as sim_org
     from syncd.sim import wfm
@@ -110,7 +110,7 @@ def _render(directory: Path, size: str, seed: int) -> None:
     (directory / "meta.json").write_bytes(orjson.dumps(meta))
 
 
-def _settings(meta: dict[str, Any]) -> planner.PlannerSettings:
+def settings_of(meta: dict[str, Any]) -> planner.PlannerSettings:
     return planner.PlannerSettings(
         groups=tuple(
             planner.GroupSpec(
@@ -137,7 +137,7 @@ def _settings(meta: dict[str, Any]) -> planner.PlannerSettings:
 def _child(directory: Path) -> dict[str, Any]:
     """The timed part, in a fresh process."""
     meta = orjson.loads((directory / "meta.json").read_bytes())
-    settings = _settings(meta)
+    settings = settings_of(meta)
     now = meta["now"]
     parse_s = 0.0
     schedules = []
@@ -212,7 +212,7 @@ def main(argv: list[str]) -> int:
         return 0
     with tempfile.TemporaryDirectory(prefix="syncd-bench-planner-") as tmp:
         t0 = time.perf_counter()
-        _render(Path(tmp), ns.org, ns.seed)
+        render(Path(tmp), ns.org, ns.seed)
         render_s = time.perf_counter() - t0
         out = subprocess.run(
             [sys.executable, "-m", "bench", "planner", "--child", tmp],

@@ -1,4 +1,4 @@
-"""The ``syncd`` command line: run, once, check-config, history, sim, demo.
+"""The ``syncd`` command line: run, once, plan, check-config, history, sim, demo.
 
 Parses arguments and hands over to the engine (or the simulator); holds no logic of its own.
 
@@ -113,7 +113,24 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 def _cmd_once(ns: argparse.Namespace) -> int:
     from syncd.engine import runner  # noqa: PLC0415
 
-    return asyncio.run(runner.run_once(ns.config, dry_run=ns.dry_run))
+    if ns.json and not ns.dry_run:
+        print("syncd once: --json is for --dry-run (a plan to script against)", file=sys.stderr)
+        return EX_USAGE
+    return asyncio.run(runner.run_once(ns.config, dry_run=ns.dry_run, as_json=ns.json))
+
+
+def _parse_day(text: str) -> dt.date:
+    """``--day``: a calendar date, read in each group's business-unit time zone."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--day {text!r}: give a date as YYYY-MM-DD") from None
+
+
+def _cmd_plan(ns: argparse.Namespace) -> int:
+    from syncd.engine import dayplan  # noqa: PLC0415
+
+    return asyncio.run(dayplan.run_plan(ns.config, day=ns.day, as_json=ns.json))
 
 
 def _cmd_demo(ns: argparse.Namespace) -> int:
@@ -146,7 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("once", help="one reconcile: read, plan, (apply), print the plan")
     p.add_argument("-c", "--config", required=True)
     p.add_argument("--dry-run", action="store_true", help="print the plan, write nothing")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='with --dry-run: print {"writes": [...], "held": [...], "problems": [...]}',
+    )
     p.set_defaults(func=_cmd_once)
+
+    p = sub.add_parser(
+        "plan", help="the day's capacity timeline per group (forecast from live reads)"
+    )
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument(
+        "--day", type=_parse_day, help="YYYY-MM-DD (default: today in each group's time zone)"
+    )
+    p.add_argument("--json", action="store_true", help="print the timelines as JSON")
+    p.set_defaults(func=_cmd_plan)
 
     p = sub.add_parser("check-config", help="validate a configuration file (exit 78 if invalid)")
     p.add_argument("path")

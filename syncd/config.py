@@ -18,12 +18,13 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from syncd import errors
-from syncd.core import allocation, planner
+from syncd.core import allocation, lease, planner
 from syncd.genesys import regions
 
 # FACTS.md §2 (SDK269 PureCloudRegionHosts); the login host is the API host with api. → login.
@@ -73,6 +74,9 @@ class Org(_Model):
             raise ValueError("set region or api_url/login_url, not both")
         if (self.secret_credential is None) == (self.secret_env is None):
             raise ValueError("set exactly one of secret_credential or secret_env")
+        for what, url in (("api_url", self.api_url), ("login_url", self.login_url)):
+            if url is not None:
+                regions.check_url(url, what=what)
         return self
 
     @property
@@ -157,8 +161,60 @@ class Notifications(_Model):
         return self
 
 
+class Safety(_Model):
+    # A plan lowering a group's line total by more than this share in one step (a failover
+    # aside) is held for one more read of its inputs and written only if that read agrees.
+    max_drop_share: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.5
+    # Health polls in a row that may miss a trunk (unknown, not failed) before syncd warns.
+    unknown_health_polls: PositiveInt = 3
+
+
 class Metrics(_Model):
     listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
+
+
+class Coordination(_Model):
+    """High availability (docs/ha.md): ``none`` (one process, the default) or ``redis`` (a leader
+    lease and a shared API budget on Redis). The password is named, never written here."""
+
+    backend: Literal["none", "redis"] = "none"
+    url: Annotated[str, Field(pattern=r"^rediss?://[^/?#]+(/\d*)?$")] | None = None
+    password_credential: Name | None = None  # file name under $CREDENTIALS_DIRECTORY
+    password_env: Name | None = None  # environment variable holding the password
+    key_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:{}-]{1,64}$", strict=True)] = "syncd"
+    lease_s: Annotated[float, Field(gt=0, strict=False)] = 15.0
+    renew_deadline_s: Annotated[float, Field(gt=0, strict=False)] = 10.0
+    retry_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    max_write_s: Annotated[float, Field(gt=0, strict=False)] = 2.0
+    clock_drift: Annotated[float, Field(ge=0, lt=0.5, strict=False)] = 0.01
+    timeout_s: Annotated[float, Field(gt=0, strict=False)] = 1.0  # one Redis command
+    # Requests of the shared budget that may go at once (default: a tenth of the quota).
+    budget_burst: NonNegInt | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Coordination:
+        problems: list[str] = []
+        if self.backend == "redis" and self.url is None:
+            problems.append('url: required with backend = "redis"')
+        if self.url is not None and urlsplit(self.url).password is not None:
+            problems.append(
+                "url: holds a password; name it with password_credential or password_env instead"
+            )
+        if self.password_credential is not None and self.password_env is not None:
+            problems.append("set at most one of password_credential or password_env")
+        problems.extend(self.timing().problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def timing(self) -> lease.LeaseTiming:
+        return lease.LeaseTiming(
+            lease_s=self.lease_s,
+            renew_deadline_s=self.renew_deadline_s,
+            retry_s=self.retry_s,
+            max_write_s=self.max_write_s,
+            clock_drift=self.clock_drift,
+        )
 
 
 class CampaignRef(_Model):
@@ -169,6 +225,10 @@ class CampaignRef(_Model):
 class RouteRef(_Model):
     site_id: Name
     id: Name
+    # What syncd may do to the route's membership for this group: "managed" adds the group's
+    # healthy trunks and removes its failed ones; "order-only" (the default: it can never put a
+    # carrier on a route) only reorders the group's trunks already on it, a failed one last.
+    trunks: Literal["managed", "order-only"] = "order-only"
 
 
 # A metric label: short, stable, Prometheus-friendly (the trunk base id when not given).
@@ -211,10 +271,18 @@ class Group(_Model):
             name=self.name,
             management_units=self.management_units,
             campaigns=tuple(planner.CampaignSpec(id=c.id, weight=c.weight) for c in self.campaigns),
-            routes=tuple(planner.RouteSpec(site_id=r.site_id, id=r.id) for r in self.routes),
+            routes=tuple(
+                planner.RouteSpec(
+                    site_id=r.site_id, id=r.id, trunks=planner.RouteMembership(r.trunks)
+                )
+                for r in self.routes
+            ),
             trunks=tuple(
                 allocation.TrunkSpec(
-                    trunk_base_id=t.trunk_base_id, capacity=t.capacity, priority=t.priority
+                    trunk_base_id=t.trunk_base_id,
+                    capacity=t.capacity,
+                    priority=t.priority,
+                    label=t.metric_label,
                 )
                 for t in self.trunks
             ),
@@ -238,13 +306,31 @@ class Config(_Model):
     """The whole configuration snapshot; replaced as a whole on reload, never mutated."""
 
     state_path: Name = "/var/lib/syncd/state.sqlite3"
+    audit_retention_days: PositiveInt = 90  # audit trail rows older than this are pruned daily
     org: Org
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule
     health: Health = Health()
     notifications: Notifications = Notifications()
+    safety: Safety = Safety()
     metrics: Metrics = Metrics()
+    coordination: Coordination = Coordination()
     groups: tuple[Group, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _burst_below_quota(self) -> Config:
+        burst = self.coordination.budget_burst
+        if burst is not None and burst >= self.rate_limit.requests_per_minute - 1:
+            raise ValueError(
+                f"coordination.budget_burst: must be below rate_limit.requests_per_minute - 1"
+                f" ({self.rate_limit.requests_per_minute - 1}), got {burst}"
+            )
+        return self
+
+    def shared_burst(self) -> int:
+        """The shared budget's burst: as configured, or a tenth of the quota."""
+        burst = self.coordination.budget_burst
+        return self.rate_limit.requests_per_minute // 10 if burst is None else burst
 
     def trunk_labels(self) -> dict[str, str]:
         """Trunk base id → its metric label."""
@@ -285,6 +371,8 @@ def _message(err: Mapping[str, Any]) -> str:
     if kind in bounds:
         limit = next(iter(ctx.values()), "?")
         return f"must be {bounds[kind]} {limit}, got {err.get('input')!r}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', '?')}, got {err.get('input')!r}"
     msg = str(err.get("msg", "invalid"))
     return msg.removeprefix("Value error, ")
 
@@ -337,6 +425,16 @@ def _cross_checks(data: Any) -> list[str]:
                 "{where}: {value!r} is already the label of {first}"
                 " (labels tell trunks apart in the metrics)",
             )
+        seen_routes: dict[str, int] = {}
+        for ri, ref in enumerate(group.get("routes") or []):
+            rid = ref.get("id") if isinstance(ref, dict) else None
+            if isinstance(rid, str) and rid in seen_routes:
+                problems.append(
+                    f"{here}.routes[{ri}].id: {rid} is already listed as {here}.routes"
+                    f"[{seen_routes[rid]}] (one membership policy per route and group)"
+                )
+            if isinstance(rid, str):
+                seen_routes.setdefault(rid, ri)
         for ci, camp in enumerate(group.get("campaigns") or []):
             if isinstance(camp, dict):
                 claim(
@@ -375,9 +473,9 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 # Sections a running daemon cannot swap on SIGHUP: they are bound to open connections, the open
-# state file, the bound metrics socket and the notification channel. Everything else (groups,
-# schedule, health) reloads.
-RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "notifications")
+# state file, the bound metrics socket, the coordination backend and the notification channel.
+# Everything else (groups, schedule, health) reloads.
+RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "coordination", "notifications")
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:
@@ -405,36 +503,47 @@ def load(path: str | os.PathLike[str]) -> Config:
 def resolve_secret(cred: Credential, environ: Mapping[str, str] | None = None) -> str:
     """The client secret of one credential, from ``$CREDENTIALS_DIRECTORY/<name>`` (systemd) or
     the named environment variable; ``errors.ConfigError`` (without the value) when absent."""
+    return _read_secret(
+        f"secret of client {cred.client_id}", cred.secret_credential, cred.secret_env, environ
+    )
+
+
+def resolve_redis_password(
+    coord: Coordination, environ: Mapping[str, str] | None = None
+) -> str | None:
+    """The Redis password (None when none is named), read like a client secret."""
+    if coord.password_credential is None and coord.password_env is None:
+        return None
+    return _read_secret(
+        "coordination password", coord.password_credential, coord.password_env, environ
+    )
+
+
+def _read_secret(
+    what: str, credential: str | None, env_name: str | None, environ: Mapping[str, str] | None
+) -> str:
     env = os.environ if environ is None else environ
-    if cred.secret_env is not None:
-        value = env.get(cred.secret_env, "")
+    if env_name is not None:
+        value = env.get(env_name, "")
         if not value:
-            raise errors.ConfigError(
-                [
-                    f"secret of client {cred.client_id}: "
-                    f"environment variable {cred.secret_env} is not set"
-                ]
-            )
+            raise errors.ConfigError([f"{what}: environment variable {env_name} is not set"])
         return value
     directory = env.get("CREDENTIALS_DIRECTORY", "")
     if not directory:
         raise errors.ConfigError(
             [
-                f"secret of client {cred.client_id}: CREDENTIALS_DIRECTORY is not set "
-                f"(run under systemd with LoadCredential={cred.secret_credential})"
+                f"{what}: CREDENTIALS_DIRECTORY is not set "
+                f"(run under systemd with LoadCredential={credential})"
             ]
         )
     try:
-        value = (Path(directory) / str(cred.secret_credential)).read_text(encoding="utf-8").strip()
+        value = (Path(directory) / str(credential)).read_text(encoding="utf-8").strip()
     except OSError as exc:
         raise errors.ConfigError(
-            [
-                f"secret of client {cred.client_id}: "
-                f"cannot read credential {cred.secret_credential}: {exc.strerror}"
-            ]
+            [f"{what}: cannot read credential {credential}: {exc.strerror}"]
         ) from exc
     if not value:
-        raise errors.ConfigError([f"secret of client {cred.client_id}: credential is empty"])
+        raise errors.ConfigError([f"{what}: credential is empty"])
     return value
 
 
@@ -447,5 +556,10 @@ def check_secrets(config: Config, environ: Mapping[str, str] | None = None) -> N
         except errors.ConfigError as exc:
             where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
             problems.extend(f"{where}: {p}" for p in exc.problems)
+    if config.coordination.backend == "redis":
+        try:
+            resolve_redis_password(config.coordination, environ)
+        except errors.ConfigError as exc:
+            problems.extend(exc.problems)
     if problems:
         raise errors.ConfigError(problems)

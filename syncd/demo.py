@@ -103,7 +103,8 @@ def _routes_without(sim: Any, cfg: config_mod.Config, group: str, tb: str) -> bo
         if route is None:
             continue
         ids = [e.get("id") for e in route.get("externalTrunkBases") or ()]
-        if tb in ids and (g.failed_trunks == "remove" or ids[-1] != tb):
+        removes = g.failed_trunks == "remove" and ref.trunks == "managed"
+        if tb in ids and (removes or ids[-1] != tb):
             return False
     return True
 
@@ -162,7 +163,8 @@ def _screen(
 ) -> list[str]:
     names = engine._names
     lines = [
-        f"syncd demo — simulator {sim_url} — metrics {metrics_url} — {elapsed:5.1f} s",
+        f"syncd demo — simulator {sim_url} — metrics {metrics_url} — status page"
+        f" {metrics_url.removesuffix('metrics')} — {elapsed:5.1f} s",
         "",
     ]
     decisions = {d.group: d for d in engine.last.plan.decisions} if engine.last else {}
@@ -241,6 +243,7 @@ async def run_demo(
     state_dir = Path(tempfile.mkdtemp(prefix="syncd-demo-"))
     port = metrics_port or _free_port()
     metrics_url = f"http://127.0.0.1:{port}/metrics"
+    status_url = f"http://127.0.0.1:{port}/"
     try:
         cfg = demo_config(running.base_url, state_dir, port)
     except errors.ConfigError as exc:
@@ -249,7 +252,11 @@ async def run_demo(
         return runner.EX_CONFIG
     m = metrics.Metrics(version=syncd.__version__)
     metrics_runner = await metrics.start_server(m, host="127.0.0.1", port=port)
-    print(f"syncd demo: simulator at {running.base_url}, metrics at {metrics_url}", file=out)
+    print(
+        f"syncd demo: simulator at {running.base_url}, metrics at {metrics_url},"
+        f" status page at {status_url}",
+        file=out,
+    )
     if log_dir is not None:
         print(f"syncd demo: daemon logs in {log_dir / 'syncd.log'}", file=out)
     failover = Failover()
@@ -297,9 +304,8 @@ async def run_demo(
                 ):
                     sim.recover_trunk(failover.trunk_base_id)
                     failover.recovered_at = now
-                applied = sum(
-                    1 for r in asm.store.history(limit=100000) if r.outcome == state.APPLIED
-                )
+                trail = await asm.store.history(limit=100000)
+                applied = sum(1 for r in trail if r.outcome == state.APPLIED)
                 view.render(
                     _screen(
                         engine=engine,
@@ -322,7 +328,7 @@ async def run_demo(
             await engine.poll_health()
             await engine.refresh_schedules()
             final = await engine.run_once(dry_run=True)
-            rows = asm.store.history(limit=100000)
+            rows = await asm.store.history(limit=100000)
             summary = {
                 "converged": final is not None and not final.plan.writes,
                 "failover_reaction_s": failover.reaction_s,

@@ -103,3 +103,11 @@ class ClientError(ApiError):
 
 class ServerError(ApiError):
     """500/501: a non-recoverable server failure for this request."""
+
+
+class NotLeader(SyncdError):
+    """This replica does not hold the leader lease (or too little of it is left): no write."""
+
+
+class CoordinationError(SyncdError):
+    """The coordination backend (Redis) cannot be reached or refused an operation."""

@@ -213,3 +213,32 @@ def test_trunk_labels_name_trunks_in_metrics_and_must_be_unique() -> None:
         problems
     )
     assert "groups[0].trunks[2].label" in problems
+
+
+def test_route_membership_policy_is_explicit_and_checked() -> None:
+    # Absent, a route is order-only: syncd never adds a trunk to a route nobody told it to fill.
+    group = config.parse(GOOD).planner_settings().groups[0]
+    assert group.routes[0].trunks is planner.RouteMembership.ORDER_ONLY
+    managed = GOOD.replace('id = "r1" }', 'id = "r1", trunks = "managed" }')
+    group = config.parse(managed).planner_settings().groups[0]
+    assert group.routes[0].trunks is planner.RouteMembership.MANAGED
+    assert group.trunks[0].label == "t1"  # plan tables name trunks by label, else by id
+    bad = GOOD.replace(
+        'routes = [{ site_id = "s1", id = "r1" }]',
+        'routes = [{ site_id = "s1", id = "r1", trunks = "all" }, { site_id = "s1", id = "r1" }]',
+    )
+    with pytest.raises(errors.ConfigError) as info:
+        config.parse(bad)
+    assert info.value.problems == (
+        "groups[0].routes[0].trunks: must be 'managed' or 'order-only', got 'all'",
+        "groups[0].routes[1].id: r1 is already listed as groups[0].routes[0]"
+        " (one membership policy per route and group)",
+    )
+
+
+def test_shipped_configs_say_each_routes_policy() -> None:
+    for name in ("demo.toml", "syncd.example.toml"):
+        text = (ROOT / "config" / name).read_text()
+        entries = [line for line in text.splitlines() if line.lstrip().startswith("{ site_id")]
+        assert entries, name
+        assert all("trunks = " in line for line in entries), name

@@ -23,6 +23,7 @@ class TrunkSpec:
     trunk_base_id: str
     capacity: int
     priority: int
+    label: str = ""  # what people call it (logs, plan tables); the id when empty
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

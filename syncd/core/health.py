@@ -65,17 +65,31 @@ def observe_all(
 ) -> dict[str, model.TrunkHealth]:
     """Fold one health poll (every trunk instance listed) into the states of ``trunk_base_ids``.
 
-    A trunk base missing from the poll is observed bad: no instance means no calls."""
+    Unknown is not failed: a trunk base missing from the poll was not observed at all, so its
+    state stands as it was (``unobserved`` names them; the engine warns when that lasts). Only
+    an observed bad status fails over. ``now`` must not step back or leap within a process (the
+    engine passes a monotonic reading anchored to the wall clock at start)."""
     per_base: dict[str, list[model.TrunkStatus]] = {}
     for status in statuses:
         per_base.setdefault(status.trunk_base_id, []).append(status)
     out: dict[str, model.TrunkHealth] = {}
     for tb_id in trunk_base_ids:
         prev = states.get(tb_id) or initial(tb_id, now)
-        out[tb_id] = observe(
-            prev, good=is_good(per_base.get(tb_id, ())), now=now, hold_down_s=hold_down_s
+        seen = per_base.get(tb_id)
+        out[tb_id] = (
+            prev
+            if seen is None
+            else observe(prev, good=is_good(seen), now=now, hold_down_s=hold_down_s)
         )
     return out
+
+
+def unobserved(
+    statuses: Iterable[model.TrunkStatus], trunk_base_ids: Iterable[str]
+) -> tuple[str, ...]:
+    """The trunk bases of ``trunk_base_ids`` that a poll did not list (their health is unknown)."""
+    listed = {status.trunk_base_id for status in statuses}
+    return tuple(tb for tb in trunk_base_ids if tb not in listed)
 
 
 def healthy(state: model.TrunkHealth | None) -> bool:

@@ -73,14 +73,16 @@ class TrunkBase:
     """A BYOC carrier trunk base (``trunkbasesettings``) as read.
 
     ``properties`` maps each property key to its ``value.instance`` (decoded JSON value), for
-    reading; ``raw`` is the whole object exactly as read, for writing back.
+    reading; ``raw`` is the whole object exactly as read, for writing back. Neither is in the
+    repr: a trunk base holds the carrier's SIP credentials
+    (``trunk_sip_authentication_credentials_*``), which must never reach a log line.
     """
 
     id: str
     name: str
     version: int
     trunk_type: str
-    properties: tuple[tuple[str, object], ...]
+    properties: tuple[tuple[str, object], ...] = field(repr=False)
     raw: bytes = field(repr=False, compare=False)
 
     def property_instance(self, key: str) -> object:
@@ -224,6 +226,22 @@ class GroupDecision:
     # capped by healthy capacity; campaign line counts sum to this.
     allocated_lines: int = 0
     failover_driven: bool = False
+    # The campaigns' line total as read (None when a count is unknown or there are none).
+    current_lines: int | None = None
+    # Why the group's line counts are held at their current values ("" when they are not): its
+    # staffing data is missing or stale, or its configuration names what the org lacks.
+    held: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """Writes the plan holds back, and why: a group whose line counts are held (its staffing
+    input is incomplete, stale or misconfigured: no writes planned), or a suspicious drop waiting
+    for one more read of its inputs (the writes it would make)."""
+
+    group: str
+    reason: str
+    writes: tuple[Write, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -233,6 +251,7 @@ class Plan:
     now: int
     writes: tuple[Write, ...]
     decisions: tuple[GroupDecision, ...] = ()
+    held: tuple[Held, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.writes)

@@ -169,12 +169,24 @@ class PacingConfig:
     increase_fraction: float = 0.05
     # Without headers: windows between refill probes once the server showed fixed windows.
     reprobe_windows: float = 30.0
+    # Share of each window's quota that only failover work may spend (at least one slot when
+    # the quota has room for it): a failover write never waits behind routine work.
+    failover_reserve_fraction: float = 0.02
+
+    @property
+    def failover_reserve(self) -> int:
+        """Slots of each window held back from work below failover priority."""
+        if self.failover_reserve_fraction <= 0 or self.quota < 2:
+            return 0
+        return min(self.quota - 1, max(1, math.floor(self.quota * self.failover_reserve_fraction)))
 
     def __post_init__(self) -> None:
         if self.quota < 1 or self.window_s <= 0:
             raise ValueError("quota must be >= 1 and window_s > 0")
         if self.reserve < 0 or not 0 < self.decrease_factor < 1:
             raise ValueError("reserve must be >= 0 and decrease_factor in (0, 1)")
+        if not 0 <= self.failover_reserve_fraction < 1:
+            raise ValueError("failover_reserve_fraction must be in [0, 1)")
 
 
 class SlidingLog:
@@ -310,26 +322,36 @@ class Pacer:
 
     # --- decisions ----------------------------------------------------------------------
 
-    def next_send_at(self, now: float) -> float | None:
-        """Earliest instant a request may be sent; None means "wait for a response"."""
+    def next_send_at(self, now: float, *, hold: int = 0) -> float | None:
+        """Earliest instant a request may be sent while ``hold`` slots stay unspent (the
+        failover reserve, for lower-priority work); None means "wait for a response"."""
         if now < self.paused_until:
             return self.paused_until
+        hold = self._held(now, hold)
         if self.headers_seen:
-            return self._next_by_headers(now)
-        return self._next_without_headers(now)
+            return self._next_by_headers(now, hold)
+        return self._next_without_headers(now, hold)
 
-    def _next_by_headers(self, now: float) -> float | None:
-        avail = self.header_available(now)
+    def _held(self, now: float, hold: int) -> int:
+        """``hold``, but always one slot short of the limit: routine work never starves."""
+        limit = self._log_limit(now)
+        if self.headers_seen:
+            limit = min(limit, self._allowed)
+        return max(0, min(hold, limit - 1))
+
+    def _next_by_headers(self, now: float, hold: int) -> float | None:
+        avail = self.header_available(now) - hold
         if avail > self.config.reserve:
             return now
         if avail > 0:
             # Spend the reserve at the quota's rate: a refilling server answers with room to
             # spare and pacing continues; a fixed window answers "0 left" and we wait below.
-            return self._bucket_ready_at(now, self.config.reserve + 1 + self.config.probe_margin)
+            level = self.config.reserve + 1 + self.config.probe_margin + hold
+            return self._bucket_ready_at(now, level)
         # Out of budget: wait for the reset, or for the sliding log (safe under any model of
         # the known quota) when it frees a slot earlier — ``reset`` is rounded up to seconds.
         by_log = (
-            self._log.next_free(now, min(self._log_limit(now), self._allowed))
+            self._log.next_free(now, min(self._log_limit(now), self._allowed) - hold)
             if self._log_explains
             else None
         )
@@ -337,24 +359,32 @@ class Pacer:
             return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
         return by_log
 
-    def _next_without_headers(self, now: float) -> float | None:
+    def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":
-            return self._bucket_ready_at(now, 1.0 + self.config.probe_margin)
-        by_log = self._log.next_free(now, self._log_limit(now))
+            return self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
+        by_log = self._log.next_free(now, self._log_limit(now) - hold)
         if by_log is not None and by_log <= now:
             return now
         if self.refill == "window" and now - self._refill_known_at >= (
             self.config.reprobe_windows * self.config.window_s
         ):
             self.refill = None  # long enough: find out again
-        if self.refill is None and self._probe_seq == 0 and self._log.in_flight == 0:
-            # Probe only with nothing in flight: an answer still on its way may be a 429.
-            probe_at = self._bucket_ready_at(now, 1.0 + self.config.probe_margin)
+        if (
+            self.refill is None
+            and self._probe_seq == 0
+            and self._log.in_flight == 0
+            and self._log.used(now) >= self._log_limit(now)
+        ):
+            # Probe only with nothing in flight: an answer still on its way may be a 429. And
+            # only once the log is full: a request admitted inside the held-back reserve
+            # proves nothing about refill (so work that holds a reserve never probes).
+            probe_at = self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
             if by_log is None or probe_at < by_log:
                 return probe_at
         return by_log
 
     def on_send(self, now: float) -> int:
+        """Record one send; returns its number."""
         self._refill_bucket(now)
         if (
             not self.headers_seen

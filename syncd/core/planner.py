@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from syncd.core import allocation, health, model, staffing
@@ -38,10 +38,23 @@ class CampaignSpec:
     weight: float
 
 
+class RouteMembership(enum.StrEnum):
+    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+
+    ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
+    per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
+    reordered; a failed one goes to the end; nothing is ever added or removed. ORDER_ONLY is the
+    default because it can never put a carrier on a route a person did not put it on."""
+
+    MANAGED = "managed"
+    ORDER_ONLY = "order-only"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RouteSpec:
     site_id: str
     id: str
+    trunks: RouteMembership = RouteMembership.ORDER_ONLY
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -108,18 +121,27 @@ def _decide(
     interval_start: int,
     healthy: Mapping[str, bool],
     campaigns: Mapping[str, model.Campaign],
+    held: str = "",
 ) -> model.GroupDecision:
     lines = demand(fte, group)
     healthy_capacity = sum(t.capacity for t in group.trunks if healthy[t.trunk_base_id])
     any_failed = not all(healthy[t.trunk_base_id] for t in group.trunks)
     present = [campaigns[c.id] for c in group.campaigns if c.id in campaigns]
     counts = [c.outbound_line_count for c in present]
-    actual_total = sum(n for n in counts if n is not None) if None not in counts else None
+    actual_total = (
+        sum(n for n in counts if n is not None) if None not in counts and present else None
+    )
     # Failover-driven: campaigns dial more lines than the surviving trunks carry. Then the cut is
-    # written at once, whatever the hysteresis band.
-    failover_driven = any_failed and actual_total is not None and actual_total > healthy_capacity
+    # written at once, whatever the hysteresis band. A held group writes no line count at all.
+    failover_driven = (
+        not held and any_failed and actual_total is not None and actual_total > healthy_capacity
+    )
     effective = lines
-    if (
+    if held:
+        # The last known allocation: what the campaigns dial now, over the healthy trunks (route
+        # order still follows health; nothing is derived from the staffing input).
+        effective = actual_total if actual_total is not None else lines
+    elif (
         not failover_driven
         and actual_total is not None
         and present
@@ -139,6 +161,8 @@ def _decide(
         healthy=tuple((tb_id, healthy[tb_id]) for tb_id, _ in alloc.lines),
         allocated_lines=alloc.total,
         failover_driven=failover_driven,
+        current_lines=actual_total,
+        held=held,
     )
 
 
@@ -178,21 +202,44 @@ def _merge(
     return tuple(out)
 
 
+def _reorder_only(
+    order: tuple[str, ...], group: GroupSpec, decision: model.GroupDecision
+) -> tuple[str, ...]:
+    """ORDER_ONLY: the group's healthy trunks already on the route take the group's slots in
+    allocation order; its failed ones on the route go to the end. Membership never changes."""
+    healthy = dict(decision.healthy)
+    mine = frozenset(t.trunk_base_id for t in group.trunks)
+    present = frozenset(order) & mine
+    failed = tuple(tb for tb in order if tb in present and not healthy[tb])
+    keep = tuple(tb for tb in order if tb not in failed)
+    sequence = tuple(tb for tb, _ in decision.allocation if tb in present and healthy[tb])
+    return _merge(keep, present - frozenset(failed), sequence) + failed
+
+
+def _spec_of(group: GroupSpec, route_id: str) -> RouteSpec | None:
+    return next((r for r in group.routes if r.id == route_id), None)
+
+
 def _desired_route(
     route: model.Route,
     settings: PlannerSettings,
     decisions: Mapping[str, model.GroupDecision],
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(desired order, failed trunks of the groups involved); groups listing the route are
-    applied in configuration order, each touching only its own trunks."""
+    applied in configuration order, each touching only its own trunks, as its membership
+    policy for that route allows."""
     order = route.trunk_base_ids
     failed: list[str] = []
     for group in settings.groups:
         decision = decisions.get(group.name)
-        if decision is None or not any(r.id == route.id for r in group.routes):
+        spec = _spec_of(group, route.id)
+        if decision is None or spec is None:
             continue
-        managed = frozenset(t.trunk_base_id for t in group.trunks)
-        order = _merge(order, managed, _group_sequence(group, decision))
+        if spec.trunks is RouteMembership.MANAGED:
+            managed = frozenset(t.trunk_base_id for t in group.trunks)
+            order = _merge(order, managed, _group_sequence(group, decision))
+        else:
+            order = _reorder_only(order, group, decision)
         failed.extend(tb for tb, ok in decision.healthy if not ok)
     if not order and route.trunk_base_ids:
         # Every trunk of the route failed: removing them all would leave a route with no trunk
@@ -211,19 +258,16 @@ def _route_write(
     if desired == route.trunk_base_ids:
         return None
     groups = [g.name for g in settings.groups if any(r.id == route.id for r in g.routes)]
+    before = route.trunk_base_ids
 
     def position(order: tuple[str, ...], tb: str) -> int | None:
         return order.index(tb) if tb in order else None
 
-    moved_failed = [
-        tb for tb in failed if position(route.trunk_base_ids, tb) != position(desired, tb)
-    ]
-    if moved_failed:
-        priority = model.Priority.FAILOVER
-        reason = "failed trunk " + ", ".join(moved_failed) + " moved out of the way"
-    else:
-        priority = model.Priority.STAFFING
-        reason = "trunk order follows allocation and health"
+    moved_failed = [tb for tb in failed if position(before, tb) != position(desired, tb)]
+    priority = model.Priority.FAILOVER if moved_failed else model.Priority.STAFFING
+    reason = describe_route_change(
+        route.name, before, desired, failed=frozenset(failed), labels=trunk_labels(settings)
+    )
     return model.Write(
         kind=model.WriteKind.ROUTE_ORDER,
         object_id=route.id,
@@ -236,6 +280,47 @@ def _route_write(
         group="+".join(groups),
         site_id=route.site_id,
     )
+
+
+def trunk_labels(settings: PlannerSettings) -> dict[str, str]:
+    """Trunk base id → the label people know it by (its id when it has none)."""
+    return {t.trunk_base_id: t.label or t.trunk_base_id for g in settings.groups for t in g.trunks}
+
+
+def describe_route_change(
+    route_name: str,
+    before: Sequence[str],
+    after: Sequence[str],
+    *,
+    failed: frozenset[str] = frozenset(),
+    labels: Mapping[str, str],
+) -> str:
+    """A route write in words: "adds X to route R; removes failed Y from route R; …"."""
+
+    def named(tbs: Iterable[str]) -> str:
+        return ", ".join(labels.get(tb, tb) for tb in tbs)
+
+    added = [tb for tb in after if tb not in before]
+    removed = [tb for tb in before if tb not in after]
+    kept = [tb for tb in after if tb in before]
+    moved_last = [tb for tb in kept if tb in failed and after.index(tb) != before.index(tb)]
+    parts = []
+    if added:
+        parts.append(f"adds {named(added)} to route {route_name}")
+    removed_failed = [tb for tb in removed if tb in failed]
+    removed_other = [tb for tb in removed if tb not in failed]
+    if removed_failed:
+        parts.append(f"removes failed {named(removed_failed)} from route {route_name}")
+    if removed_other:
+        parts.append(f"removes {named(removed_other)} from route {route_name}")
+    if moved_last:
+        parts.append(
+            f"moves failed {named(moved_last)} behind the healthy trunks on route {route_name}"
+        )
+    rest = [tb for tb in kept if tb not in moved_last]
+    if not parts or [tb for tb in before if tb in rest] != rest:
+        parts.append(f"reorders route {route_name} to follow allocation and health")
+    return "; ".join(parts)
 
 
 def _campaign_writes(
@@ -337,11 +422,26 @@ def plan(
     routes: Iterable[model.Route],
     campaigns: Iterable[model.Campaign],
     now: int,
+    hold: Mapping[str, str] | None = None,
+    absent_trunks: Collection[str] = (),
 ) -> model.Plan:
     """The decisions of every group for the target interval, and the minimal ordered plan.
 
     A trunk base with no health state yet counts as healthy (not known bad); a configured
-    campaign, route or trunk base that was not read is left out of the plan."""
+    campaign, route or trunk base that was not read is left out of the plan. ``hold`` maps a
+    group to why its line counts are held: it gets no line-count or call-rate write, and its
+    routes follow health over its current lines. ``absent_trunks`` are configured trunk bases
+    the org does not have: no capacity, no place on a route, and not a failover."""
+    hold = hold or {}
+    absent = frozenset(absent_trunks)
+    if absent:
+        settings = replace(
+            settings,
+            groups=tuple(
+                replace(g, trunks=tuple(t for t in g.trunks if t.trunk_base_id not in absent))
+                for g in settings.groups
+            ),
+        )
     start, end = target_interval(now, settings)
     staffed = staffing.staffed_code_ids(activity_codes, settings.staffed_categories)
     by_mu = staffing.by_management_unit(schedules)
@@ -358,11 +458,17 @@ def plan(
             for t in group.trunks
         }
         decision = _decide(
-            group, fte=fte, interval_start=start, healthy=healthy, campaigns=campaign_by_id
+            group,
+            fte=fte,
+            interval_start=start,
+            healthy=healthy,
+            campaigns=campaign_by_id,
+            held=hold.get(group.name, ""),
         )
         decisions[group.name] = decision
-        writes.extend(_campaign_writes(group, decision, campaign_by_id))
-        writes.extend(_call_rate_writes(group, decision, tb_by_id))
+        if not decision.held:
+            writes.extend(_campaign_writes(group, decision, campaign_by_id))
+            writes.extend(_call_rate_writes(group, decision, tb_by_id))
 
     controlled = {r.id for g in settings.groups for r in g.routes}
     for route in routes:
@@ -375,7 +481,58 @@ def plan(
         now=now,
         writes=tuple(sorted(writes, key=_sort_key)),
         decisions=tuple(decisions[g.name] for g in settings.groups),
+        held=tuple(
+            model.Held(group=g.name, reason=hold[g.name]) for g in settings.groups if g.name in hold
+        ),
     )
+
+
+def _is_line_write(write: model.Write) -> bool:
+    return write.kind in {model.WriteKind.CAMPAIGN_LINES, model.WriteKind.TRUNK_CALL_RATE}
+
+
+def suspicious_drops(plan: model.Plan, *, max_drop_share: float) -> dict[str, int]:
+    """Groups whose plan lowers their line total by more than ``max_drop_share`` of it in one
+    step for a reason other than a failover: group → the total the plan would leave."""
+    out: dict[str, int] = {}
+    for d in plan.decisions:
+        current = d.current_lines
+        if d.held or d.failover_driven or not current:
+            continue
+        lowers = any(
+            w.group == d.group and w.kind is model.WriteKind.CAMPAIGN_LINES for w in plan.writes
+        )
+        if lowers and current - d.allocated_lines > max_drop_share * current:
+            out[d.group] = d.allocated_lines
+    return out
+
+
+def guard_drops(
+    plan: model.Plan, *, max_drop_share: float, confirmed: Mapping[str, int]
+) -> tuple[model.Plan, tuple[str, ...]]:
+    """Hold the line writes of every suspicious drop (``suspicious_drops``) unless ``confirmed``
+    (what the previous read of the inputs planned, group → total) shows the same total: a drop
+    is written only when a second read of its inputs agrees. Returns the guarded plan and the
+    groups whose drop was confirmed now."""
+    drops = suspicious_drops(plan, max_drop_share=max_drop_share)
+    passed = tuple(g for g, total in drops.items() if confirmed.get(g) == total)
+    held_groups = {g: total for g, total in drops.items() if g not in passed}
+    if not held_groups:
+        return plan, passed
+    current = {d.group: d.current_lines for d in plan.decisions}
+    held = tuple(
+        model.Held(
+            group=g,
+            reason=(
+                f"would lower group {g}'s lines from {current[g]} to {total}, more than"
+                f" {max_drop_share:.0%} in one step: held for one more read of its inputs"
+            ),
+            writes=tuple(w for w in plan.writes if w.group == g and _is_line_write(w)),
+        )
+        for g, total in held_groups.items()
+    )
+    kept = tuple(w for w in plan.writes if not (w.group in held_groups and _is_line_write(w)))
+    return replace(plan, writes=kept, held=plan.held + held), passed
 
 
 def replan(
@@ -428,11 +585,22 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
             f"{d.allocated_lines} allocated, shortfall {d.shortfall}"
             + (", failover" if d.failover_driven else "")
         )
-    if not plan.writes:
+    if not plan.writes and not plan.held:
         lines.append("no writes: actual state matches desired state")
         return "\n".join(lines)
+    if plan.writes:
+        lines.extend(_table(plan.writes, names))
+    else:
+        lines.append("no writes")
+    for h in plan.held:
+        lines.append(f"held: group {h.group}: {h.reason}")
+        lines.extend("  " + row for row in _table(h.writes, names) if h.writes)
+    return "\n".join(lines)
+
+
+def _table(writes: Sequence[model.Write], names: Mapping[str, str]) -> list[str]:
     rows = [("priority", "object", "field", "current → desired", "reason")]
-    for w in plan.writes:
+    for w in writes:
         rows.append(
             (
                 w.priority.name.lower(),
@@ -443,6 +611,35 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    for r in rows:
-        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4])
-    return "\n".join(lines)
+    return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4] for r in rows]
+
+
+def _json_value(value: model.WriteValue) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _json_write(w: model.Write) -> dict[str, object]:
+    return {
+        "object": w.object_id,
+        "name": w.object_name,
+        "kind": w.kind.value,
+        "field": w.field,
+        "current": _json_value(w.before),
+        "desired": _json_value(w.after),
+        "reason": w.reason,
+        "priority": w.priority.name.lower(),
+        "group": w.group,
+    }
+
+
+def plan_json(plan: model.Plan, problems: Sequence[str] = ()) -> dict[str, object]:
+    """The plan for scripts (``syncd once --dry-run --json``): writes, held writes and groups,
+    and the problems found in the configuration against the org."""
+    return {
+        "writes": [_json_write(w) for w in plan.writes],
+        "held": [
+            {"group": h.group, "reason": h.reason, "writes": [_json_write(w) for w in h.writes]}
+            for h in plan.held
+        ],
+        "problems": list(problems),
+    }

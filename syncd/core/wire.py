@@ -273,6 +273,7 @@ class Page:
     page_count: int
     total: int
     next_uri: str | None
+    total_given: bool = True  # False when the page had no "total" (then it is the page's count)
 
 
 def parse_page(body: bytes) -> Page:
@@ -289,6 +290,7 @@ def parse_page(body: bytes) -> Page:
         page_count=_int(obj, "pageCount", "listing", 1),
         total=_int(obj, "total", "listing", len(entities)),
         next_uri=next_uri or None,
+        total_given="total" in obj,
     )
 
 

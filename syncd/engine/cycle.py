@@ -2,8 +2,10 @@
 
 ``Engine`` ties the reader, the pure planner and the applier together and keeps what must
 persist between cycles: the failover state (saved to the state file at every change, so a restart
-does not flap routes) and the schedule snapshot. It refuses to plan before it has both a health
-observation and a schedule snapshot: planning on an empty snapshot would cut every line count.
+does not flap routes) and the schedule snapshot. It refuses to plan before it has a health
+observation. Schedules never gate failover: a group whose staffing data are missing, stale or
+misconfigured keeps its line counts (held) while its routes still follow health; planning line
+counts on an empty or partial snapshot would cut them.
 
 A notification is a hint (``engine.push``): ``on_trunk_event`` re-reads that one trunk and
 folds it into the same failover state as a poll; ``on_schedule_event`` refreshes that one
@@ -28,7 +30,7 @@ from syncd import config as config_mod
 from syncd import errors
 from syncd.core import health, model, planner
 from syncd.engine import applier as applier_mod
-from syncd.engine import ports, reader, state
+from syncd.engine import ports, reader, state, status
 from syncd.genesys import api as api_mod
 
 log = logging.getLogger(__name__)
@@ -56,18 +58,21 @@ class Engine:
         cfg: config_mod.Config,
         *,
         api: api_mod.GenesysApiPort,
-        store: state.StateStore,
+        store: state.AsyncStateStore,
         observer: ports.Observer,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         on_config: Callable[[config_mod.Config], None] | None = None,
+        fence: ports.Fence | None = None,
     ) -> None:
         self.cfg = cfg
+        self.fence: ports.Fence = fence or ports.NoFence()
         self.api = api
         self.store = store
         self.observer = observer
         self.clock = clock
         self.reader = reader.Reader(api, cfg)
-        self.applier = applier_mod.Applier(api, store, observer, clock=clock)
+        self.applier = applier_mod.Applier(api, store, observer, clock=clock, fence=self.fence)
         self.health: dict[str, model.TrunkHealth] = {}
         self._statuses: dict[str, model.TrunkStatus] = {}  # trunk id → last observation
         self._health_lock = asyncio.Lock()  # observations fold in the order they were read
@@ -76,12 +81,22 @@ class Engine:
         self._pushed_at: float | None = None  # the hint behind a change not yet reconciled
         self.on_statuses: Callable[[], None] | None = None  # the listed trunks may differ
         self._health_seen = False
-        self._schedules_seen = False
         self._names: dict[str, str] = {}
         self._trunk_bases: dict[str, model.TrunkBase] = {}
         self.last: Outcome | None = None
         self.reconciles = 0
         self._on_config = on_config
+        # Health time: the wall clock at start, then moved only by the monotonic clock, so a
+        # wall-clock step (NTP, a VM resume) neither cuts nor stretches a failover hold-down.
+        self._monotonic = monotonic
+        self._wall0 = clock()
+        self._mono0 = monotonic()
+        self._unknown_polls: dict[str, int] = {}
+        # Suspicious drops waiting for a re-read of their inputs: group → the total planned.
+        self._pending_drops: dict[str, int] = {}
+        self._problems_reported: frozenset[str] = frozenset()
+        # The capacity forecast and the status page's data (engine/status.py).
+        self.board = status.Board(observer=observer, store=store.sync, clock=clock)
 
     @property
     def names(self) -> dict[str, str]:
@@ -94,29 +109,49 @@ class Engine:
         """``recover=False`` (``syncd once --dry-run``) leaves the audit trail alone: a dry run
         beside a running daemon must not mark that daemon's in-flight writes 'interrupted'."""
         now = self.clock()
-        interrupted = self.store.mark_interrupted(now=now) if recover else 0
+        interrupted = await self.store.mark_interrupted(now=now) if recover else 0
         if interrupted:
             log.warning(
                 "%d write(s) were in flight when the daemon last stopped; they are marked"
                 " 'interrupted' in the audit trail and the next reconcile re-checks them.",
                 interrupted,
             )
-        self.health = self.store.load_health()
+        if recover:  # a writer: a dry run beside the daemon leaves its trail alone
+            await self._prune_audit(now)
+        self.health = await self.store.load_health()
         try:
             await self._load_trunk_bases()
             await self.poll_health()
-            await self.refresh_schedules()
         except errors.AuthError:
             raise  # refused credentials do not heal by waiting: say so and stop
         except errors.ApiError as exc:
-            # Keep running: the timers retry; reconcile waits until both inputs exist.
+            # Keep running: the timers retry; reconcile waits for a health observation.
             log.warning("The first reads failed; retrying on the next timers: %s", exc)
+        # Schedules are read per business unit; one that cannot be read holds its groups'
+        # line counts (reader.staffing_gaps) and never keeps failover from working.
+        await self.refresh_schedules()
+
+    def waiting_for(self) -> str | None:
+        """What the daemon still waits for before it is ready (None: ready). Ready means the
+        first health read succeeded: from then on a failed trunk leaves its routes."""
+        return None if self._health_seen else "the first trunk health read"
+
+    @property
+    def health_known(self) -> bool:
+        return self._health_seen
+
+    def _health_now(self) -> int:
+        return int(self._wall0 + (self._monotonic() - self._mono0))
 
     async def poll_health(self) -> bool:
         async with self._health_lock:
             statuses = await self.reader.trunk_statuses()
             self._statuses = {s.trunk_id: s for s in statuses}
-            changed = self._fold(source="poll")
+            now = self._health_now()
+            ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
+            self._observe_unknown(health.unobserved(statuses, ids))
+            changed = await self._fold(now, source="poll")
+            self.board.note_poll("health", now, self.cfg.health.poll_s)
         if self.on_statuses is not None:
             self.on_statuses()
         return changed
@@ -129,7 +164,7 @@ class Engine:
         async with self._health_lock:
             status = await self.reader.trunk_status(trunk_id)
             self._statuses[trunk_id] = status
-            changed = self._fold(source="push")
+            changed = await self._fold(self._health_now(), source="push")
         return self._pushed(changed, received_at)
 
     async def on_schedule_event(
@@ -152,9 +187,9 @@ class Engine:
         managed = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
         return tuple(sorted(t for t, s in self._statuses.items() if s.trunk_base_id in managed))
 
-    def _fold(self, *, source: str) -> bool:
+    async def _fold(self, now: int, *, source: str) -> bool:
+        """Fold the latest observation of every trunk into the failover state."""
         statuses = tuple(self._statuses.values())
-        now = int(self.clock())
         ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
         new = health.observe_all(
             self.health, statuses, ids, now=now, hold_down_s=self.cfg.health.hold_down_s
@@ -166,6 +201,7 @@ class Engine:
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
                 self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
+                self.board.note_failover(group_of[tb], tb, now)
                 self._failover_pending = True
                 self.health_source = source
                 log.warning(
@@ -175,6 +211,7 @@ class Engine:
                     extra={"object_id": tb, "group": group_of[tb], "source": source},
                 )
             else:
+                self.board.note_recovery(tb, now)
                 log.info(
                     "Trunk base %s has been healthy for the hold-down of %d s: it recovers.",
                     name,
@@ -182,26 +219,71 @@ class Engine:
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
         if new != self.health:
-            self.store.save_health(new.values())
+            await self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
+        self.board.note_health(new)
+        if changed:
+            self.board.mark_stale()
         return bool(changed)
 
+    def _observe_unknown(self, unlisted: tuple[str, ...]) -> None:
+        """Count the polls in a row that did not list each trunk; warn once it lasts."""
+        group_of = {t.trunk_base_id: g.name for g in self.cfg.groups for t in g.trunks}
+        labels = self.cfg.trunk_labels()
+        absent = self.reader.absent_trunk_bases
+        for tb, group in group_of.items():
+            polls = self._unknown_polls.get(tb, 0) + 1 if tb in unlisted else 0
+            self._unknown_polls[tb] = polls
+            self.observer.set_health_unknown(group, labels[tb], polls)
+            if polls == self.cfg.safety.unknown_health_polls and tb not in absent:
+                log.warning(
+                    "Trunk base %s has not been in the trunk listing for %d polls: its health"
+                    " is unknown (not failed; it is not failed over for that).",
+                    self._names.get(tb, tb),
+                    polls,
+                    extra={"object_id": tb, "group": group},
+                )
+
     async def refresh_schedules(self, *, only: str | None = None) -> bool:
+        """True when the staffing input changed: new schedules, or a group's line counts
+        became held or free (the schedules went stale or fresh again). ``only``: that one
+        business unit (a notification named it)."""
         wall = self.clock()
+        held_before = set(self._hold_reasons(self.cfg))
         changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall, only=only)
         for bu, fp in self.reader.fingerprints().items():
-            self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
-        self._schedules_seen = True
-        return changed
+            await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
+        self._observe_staffing_age(wall)
+        self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
+        if changed:
+            self.board.mark_stale()
+        return changed or set(self._hold_reasons(self.cfg)) != held_before
+
+    def _observe_staffing_age(self, wall: float) -> None:
+        read_at = self.reader.staffing_read_at()
+        self.observer.set_staffing_age(wall - (self._wall0 if read_at is None else read_at))
+
+    def problems(self) -> list[str]:
+        """Configuration problems found against the org (unknown ids), for people and scripts."""
+        return [msg for _, msg in sorted(self.reader.problems.items())]
 
     async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool:
-        """True when work is left undone (the daemon retries soon, see daemon._retry_later)."""
+        """True when work is left undone (the daemon retries soon, see daemon._retry_later):
+        inputs missing, a write failed or backs off, or a held drop waits for its re-read.
+
+        A follower (another replica holds the leader lease) does not reconcile: it keeps its
+        health and schedules fresh and reconciles the moment it is elected."""
+        if not self.fence.leading():
+            log.debug("Not reconciling: another replica is the leader.")
+            return False
+        await self._prune_audit(self.clock())
         outcome = await self.run_once(dry_run=False, should_stop=should_stop)
         if outcome is None:  # inputs missing: not planned at all
             return True
         report = outcome.report
-        return report is not None and (report.failed > 0 or report.skipped_backoff > 0)
+        failed = report is not None and (report.failed > 0 or report.skipped_backoff > 0)
+        return failed or self.drops_pending
 
     def apply_config(self, cfg: config_mod.Config) -> None:
         pending = config_mod.restart_only_changes(self.cfg, cfg)
@@ -212,10 +294,16 @@ class Engine:
                 ", ".join(pending),
                 extra={"restart_only": pending},
             )
+        # One swap: the configuration and everything derived from it (the reader's view, the
+        # metrics' label sets) change together, between two reconciles; the schedule snapshot
+        # is kept, so a reload that changes nothing the plan reads plans exactly as before.
         self.cfg = cfg
         self.reader.apply_config(cfg)
+        self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
+        self._pending_drops.clear()
+        self.reader.report_problems()  # an unfixed typo is said again at every reload
 
     def observe_reload(self, *, ok: bool, now: float) -> None:
         self.observer.observe_reload(ok, now)
@@ -233,6 +321,13 @@ class Engine:
     async def close(self) -> None:
         """Nothing of its own to close: ``runner.open_engine`` owns the transport and store."""
 
+    async def _prune_audit(self, now: float) -> None:
+        """The audit trail keeps ``audit_retention_days``: pruned at start, then daily."""
+        days = self.cfg.audit_retention_days
+        pruned = await self.store.prune_if_due(now=now, retention_days=days)
+        if pruned:
+            log.info("Pruned %d audit trail row(s) older than %d days.", pruned, days)
+
     # -- the reconcile -------------------------------------------------------------------
 
     async def _load_trunk_bases(self) -> None:
@@ -243,31 +338,35 @@ class Engine:
     async def run_once(
         self, *, dry_run: bool, should_stop: Callable[[], bool] = lambda: False
     ) -> Outcome | None:
-        """Read, plan and (unless ``dry_run``) apply; None when inputs are missing."""
+        """Read, plan and (unless ``dry_run``) apply; None when no health is known yet.
+
+        Failover never waits for schedules: a group whose staffing data are missing, stale or
+        misconfigured has its line counts held and its routes still follow health."""
         started = time.monotonic()
         wall = self.clock()
-        if not (self._health_seen and self._schedules_seen):
-            log.warning(
-                "Not planning yet: %s.",
-                "no health observation" if not self._health_seen else "no schedule snapshot",
-            )
+        cfg = self.cfg  # one snapshot for the whole pass, even if a reload lands meanwhile
+        if not self._health_seen:
+            log.warning("Not planning yet: no trunk health has been read.")
             return None
+        confirm = dict(self._pending_drops)
+        if confirm:
+            # A held drop is written only if a fresh read of its inputs agrees.
+            self.reader.invalidate()
+            await self.refresh_schedules()
         # A failover since the last plan: these reads go before lower work waiting for the
         # token, and a newer failover stops this reconcile from starting lower writes.
         failover = self._failover_pending
         if not dry_run:
             self._failover_pending = False
         prio = model.Priority.FAILOVER if failover else model.Priority.STAFFING
-        stop = should_stop
-        if not dry_run:
 
-            def stop() -> bool:
-                return should_stop() or self._failover_pending
+        def stop() -> bool:
+            return should_stop() or (not dry_run and self._failover_pending)
 
         try:
             routes = await self.reader.routes(priority=prio)
             campaigns = await self.reader.campaigns(priority=prio)
-            if not self._trunk_bases or any(g.call_rate for g in self.cfg.groups):
+            if not self._trunk_bases or any(g.call_rate for g in cfg.groups):
                 await self._load_trunk_bases()
         except errors.ApiError:
             self._failover_pending = self._failover_pending or failover
@@ -276,7 +375,7 @@ class Engine:
         for route in routes:
             self._names.update(_route_names(route))
         snapshot = self.reader.snapshot()
-        settings = self.cfg.planner_settings()
+        settings = cfg.planner_settings()
         plan = planner.plan(
             settings=settings,
             schedules=snapshot.schedules,
@@ -286,7 +385,10 @@ class Engine:
             routes=routes,
             campaigns=campaigns,
             now=int(wall),
+            hold=self._holds(cfg),
+            absent_trunks=self.reader.absent_trunk_bases,
         )
+        plan = self._guard_drops(plan, cfg, confirm, dry_run=dry_run)
         self._observe_plan(plan, snapshot, wall)
         report: applier_mod.Report | None = None
         if not dry_run and plan.writes:
@@ -311,7 +413,91 @@ class Engine:
         if not dry_run:
             self.last = outcome
             self.reconciles += 1
+            self.board.after_reconcile(plan, complete=_complete(report), at=self.clock())
+            await self._update_forecast(snapshot, int(self.clock()))
         return outcome
+
+    @property
+    def drops_pending(self) -> bool:
+        """A suspicious drop waits for the re-read of its inputs (reconcile again soon)."""
+        return bool(self._pending_drops)
+
+    def _holds(self, cfg: config_mod.Config) -> dict[str, str]:
+        """``_hold_reasons``, said in the log and the metrics."""
+        out = self._hold_reasons(cfg)
+        for g in cfg.groups:
+            self.observer.set_group_held(g.name, g.name in out)
+            if g.name in out:
+                log.warning(
+                    "Group %s: %s. Routes still follow trunk health.",
+                    g.name,
+                    out[g.name],
+                    extra={"group": g.name},
+                )
+        self.observer.set_config_problems(len(self.reader.problems))
+        return out
+
+    def _hold_reasons(self, cfg: config_mod.Config) -> dict[str, str]:
+        """Group → why its line counts are held: a configured trunk base the org lacks, or
+        staffing data that are missing, stale or name a unit the org does not have."""
+        gaps = self.reader.staffing_gaps()
+        absent = self.reader.absent_trunk_bases
+        out: dict[str, str] = {}
+        for g in cfg.groups:
+            by_reason: dict[str, list[str]] = {}
+            for mu in g.management_units:
+                if mu in gaps:
+                    by_reason.setdefault(gaps[mu], []).append(mu)
+            why = [f"management unit {', '.join(mus)}: {r}" for r, mus in by_reason.items()]
+            why += [
+                f"trunk base {t.metric_label} ({t.trunk_base_id}) does not exist in the org"
+                for t in g.trunks
+                if t.trunk_base_id in absent
+            ]
+            if why:
+                out[g.name] = "line counts held at their current values: " + "; ".join(why)
+        return out
+
+    def _guard_drops(
+        self, plan: model.Plan, cfg: config_mod.Config, confirm: dict[str, int], *, dry_run: bool
+    ) -> model.Plan:
+        guarded, confirmed = planner.guard_drops(
+            plan, max_drop_share=cfg.safety.max_drop_share, confirmed=confirm
+        )
+        held = {h.group: h for h in guarded.held if h.writes}
+        if dry_run:
+            return guarded
+        for g in confirmed:
+            log.warning(
+                "Group %s: the re-read confirmed the drop to %d line(s); writing it.",
+                g,
+                confirm[g],
+                extra={"group": g},
+            )
+            self.observer.observe_drop(g, "confirmed")
+        for g in set(confirm) - set(confirmed) - set(held):
+            log.info("Group %s: the re-read withdrew the held drop.", g, extra={"group": g})
+            self.observer.observe_drop(g, "withdrawn")
+        for g, h in held.items():
+            log.warning("Group %s: a plan %s.", g, h.reason, extra={"group": g})
+            self.observer.observe_drop(g, "held")
+        totals = {d.group: d.allocated_lines for d in guarded.decisions}
+        self._pending_drops = {g: totals[g] for g in held}
+        return guarded
+
+    async def _update_forecast(self, snapshot: reader.ScheduleSnapshot, now: int) -> None:
+        """After the reconcile's writes: recompute the forecast if its inputs changed (else
+        only slide its 2 h and horizon summaries to ``now``)."""
+        if not self.board.needs_recompute(now):
+            self.board.slide(now)
+            return
+        await self.board.recompute(
+            status.Inputs.of(self.cfg, self.reader.zones(), self._names),
+            schedules=snapshot.schedules,
+            activity_codes=snapshot.activity_codes,
+            health_states=self.health,
+            now=now,
+        )
 
     def _observe_plan(
         self, plan: model.Plan, snapshot: reader.ScheduleSnapshot, wall: float
@@ -349,6 +535,13 @@ class Engine:
         for bu, at in snapshot.fetched_at.items():
             if at:
                 self.observer.set_snapshot_age(bu, max(0.0, wall - at))
+
+
+def _complete(report: applier_mod.Report | None) -> bool:
+    """Every planned write applied (None: there was nothing to write)."""
+    return report is None or (
+        report.failed == 0 and report.skipped_backoff == 0 and report.not_started == 0
+    )
 
 
 def _state(h: model.TrunkHealth | None) -> model.HealthState:

@@ -7,14 +7,18 @@ refresh, reconcile, reload) is a ``Work`` object's (``engine.cycle``). APSchedul
 ends the daemon. Signal handlers only set flags. A reconcile never runs twice at once: triggers
 that arrive while one runs coalesce into a single follow-up run.
 
+Readiness: ``READY=1`` once the first trunk health read succeeded (failover is armed from
+then on); until then ``STATUS=`` names what it waits for.
+
 With a notification channel (``push``, see ``engine.push``), the channel is one more named
 task: its hints trigger reconciles like the timers do, every (re)connect sets the health and
 schedule timers' events (one full resync), and while it is up the health poll and the schedule
 refresh slow to their resync intervals; the moment it is down they return to their fast ones.
 
-SIGTERM/SIGINT: start nothing new, drain in-flight writes within ``drain_timeout_s``,
-``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``, read and validate the file, swap the whole
-configuration or keep the old one and say why (log + metrics), ``READY=1``.
+SIGTERM/SIGINT: start nothing new (during start-up: cancel the start-up reads), drain
+in-flight writes within ``drain_timeout_s``, ``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``,
+read and validate the file, swap the whole configuration or keep the old one and say why (log +
+metrics), ``READY=1``.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ class Work(Protocol):
 
     async def start(self) -> None:
         """Read what the first reconcile needs (reference data, health, schedules)."""
+        ...
+
+    def waiting_for(self) -> str | None:
+        """What readiness still waits for, in words (None: ready, send READY=1)."""
         ...
 
     async def poll_health(self) -> bool:
@@ -112,6 +120,7 @@ class Daemon:
         self._retry_base_s = retry_base_s
         self._retries = 0
         self._retry_handle: asyncio.TimerHandle | None = None
+        self._ready = False
         self.exit_code = 0
 
     # -- signals: flags only ---------------------------------------------------------------
@@ -182,11 +191,10 @@ class Daemon:
             **common,
         )
         log.info(
-            "Timers set: health poll every %.0f s, schedule refresh every %.0f s (%s), reconcile"
-            " at interval boundaries minus %.0f s lead time, next at %s.",
+            "Timers set: health poll every %.0f s, schedule refresh every %.0f s, reconcile at"
+            " interval boundaries minus %.0f s lead time, next at %s.",
             health_s,
             refresh_s,
-            "changes come by push" if self._push_up else "changes come by poll",
             lead_s,
             start.isoformat(),
         )
@@ -206,13 +214,37 @@ class Daemon:
         event.clear()
         return not self.stopping
 
+    def _announce(self) -> None:
+        """READY=1 once the work has what it waits for (the first health read: from then on a
+        failed trunk leaves its routes); until then ``STATUS=`` names what it waits for."""
+        waiting = self.work.waiting_for()
+        if waiting is not None:
+            sdnotify.status(f"starting: waiting for {waiting}")
+            return
+        if not self._ready:
+            self._ready = True
+            sdnotify.ready()
+            log.info("syncd is ready: trunk health is known, failover is armed.")
+        sdnotify.status(self.work.status_line())
+
     async def _health_loop(self) -> None:
         while await self._wait(self._health_due):
             try:
                 if await self.work.poll_health():
                     self.trigger_reconcile()
             except errors.SyncdError as exc:
-                log.warning("Health poll failed; the last known health stands: %s", exc)
+                if self._ready:
+                    log.warning("Health poll failed; the last known health stands: %s", exc)
+                else:
+                    log.warning(
+                        "Health poll failed and no trunk health is known yet: nothing is"
+                        " planned until a poll succeeds: %s",
+                        exc,
+                    )
+            if not self._ready:
+                self._announce()
+                if self._ready:
+                    self.trigger_reconcile()  # the first health is known: plan now
 
     async def _refresh_loop(self) -> None:
         while await self._wait(self._refresh_due):
@@ -235,7 +267,7 @@ class Daemon:
                 self._retry_later()
             elif not incomplete:
                 self._retries = 0
-            sdnotify.status(self.work.status_line())
+            self._announce()
 
     def _retry_later(self) -> None:
         # Without this, "the next trigger" after a failed reconcile was the next interval
@@ -262,7 +294,8 @@ class Daemon:
                 await asyncio.wait_for(self._stop.wait(), timeout=interval / 2)
 
     async def _reload(self) -> None:
-        sdnotify.reloading()
+        if self._ready:
+            sdnotify.reloading()
         now = time.time()
         try:
             new = self._load_config(self.config_path)
@@ -284,7 +317,8 @@ class Daemon:
             log.info("Configuration reloaded from %s.", self.config_path)
             self.trigger_reconcile()
             self._refresh_due.set()
-        sdnotify.ready()
+        if self._ready:
+            sdnotify.ready()  # ends RELOADING=1
 
     async def _control_loop(self, tasks: dict[str, asyncio.Task[None]]) -> None:
         while True:
@@ -313,16 +347,36 @@ class Daemon:
             )
             reconcile.cancel()
 
+    async def _start(self) -> bool:
+        """``work.start()``, unless a stop arrives first (SIGTERM during start-up is honoured:
+        the start-up reads are cancelled, not waited for). False when stopped."""
+        sdnotify.status("starting: reading trunk health and schedules")
+        start = asyncio.ensure_future(self.work.start())
+        stop = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if not self.stopping:
+            start.result()  # raises what start-up raised (refused credentials, ...)
+            return True
+        start.cancel()
+        with contextlib.suppress(asyncio.CancelledError, errors.SyncdError):
+            await start
+        sdnotify.stopping()
+        return False
+
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
         try:
-            await self.work.start()
+            if not await self._start():
+                log.info("Stopped during start-up, before anything was planned.")
+                return self.exit_code
             self._schedule()
-            sdnotify.ready()
-            sdnotify.status(self.work.status_line())
+            self._announce()
             log.info("syncd is running.")
             # start() read health and schedules; reconcile at once rather than at the boundary.
             self._reconcile_due.set()

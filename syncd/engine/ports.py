@@ -1,10 +1,12 @@
-"""The observer port the engine reports to (``syncd.obs.metrics.Metrics`` implements it).
+"""The ports of the engine: the observer it reports to (``syncd.obs.metrics.Metrics``) and the
+fence it asks before every write (``syncd.engine.coordination.Coordinator``, or ``NoFence``).
 
-The API port is ``syncd.genesys.api.GenesysApiPort``. Tests may pass fakes of either.
+The API port is ``syncd.genesys.api.GenesysApiPort``. Tests may pass fakes of any of them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -29,3 +31,43 @@ class Observer(Protocol):
     def set_snapshot_age(self, bu: str, seconds: float) -> None: ...
     def observe_reload(self, ok: bool, now: float) -> None: ...
     def observe_push_reaction(self, seconds: float) -> None: ...
+    def set_staffing_age(self, seconds: float) -> None: ...
+    def set_group_held(self, group: str, held: bool) -> None: ...
+    def observe_drop(self, group: str, outcome: str) -> None: ...
+    def set_health_unknown(self, group: str, trunk: str, polls: int) -> None: ...
+    def set_config_problems(self, count: int) -> None: ...
+    def observe_forecast(
+        self, group: str, window: str, shortfall: int, starts_at: float
+    ) -> None: ...
+    def observe_forecast_computed(self, now: float) -> None: ...
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Permit:
+    """Leave to send one write: the fencing epoch to record with it (None without coordination)
+    and the event-loop time (``time.monotonic``) by which the write must be done or abandoned."""
+
+    epoch: int | None
+    deadline: float | None
+
+
+class Fence(Protocol):
+    """The leader lease as the engine sees it (``engine.coordination.Coordinator``)."""
+
+    def leading(self) -> bool:
+        """True while this replica may act as the leader."""
+        ...
+
+    def permit(self) -> Permit:
+        """Leave to start one write now; ``errors.NotLeader`` when there is none."""
+        ...
+
+
+class NoFence:
+    """The embedded default (one process, no coordination): always the leader, no epoch."""
+
+    def leading(self) -> bool:
+        return True
+
+    def permit(self) -> Permit:
+        return Permit(epoch=None, deadline=None)

@@ -12,16 +12,17 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
+import orjson
 from aiohttp import web
 
 import syncd
 from syncd import config as config_mod
 from syncd import errors
 from syncd.core import model, pacing, planner
-from syncd.engine import cycle, daemon, push, state
+from syncd.engine import coordination, cycle, daemon, push, state
 from syncd.genesys import api as api_mod
 from syncd.genesys import auth, notifications, regions, transport
 from syncd.obs import logs, metrics
@@ -63,7 +64,8 @@ class Assembly:
     engine: cycle.Engine
     metrics: metrics.Metrics
     transport: transport.Transport
-    store: state.StateStore
+    store: state.AsyncStateStore
+    coordinator: coordination.Coordinator | None = None  # None: backend "none"
     push: push.Push | None = None  # None when [notifications] enabled = false
 
 
@@ -98,12 +100,17 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    cfg: config_mod.Config, *, m: metrics.Metrics | None = None
+    cfg: config_mod.Config, *, m: metrics.Metrics | None = None, writer: bool = True
 ) -> AsyncIterator[Assembly]:
-    """Build the transport, API client, state store and engine for ``cfg``; close them after."""
+    """Build the transport, API client, state store and engine for ``cfg``; close them after.
+
+    ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
+    writer on the same file is refused with ``StateError``."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.StateStore(cfg.state_path)
+    store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
+    # The coordinator reads and records its epoch floor synchronously (rare, tiny rows).
+    coord = _coordinator(cfg, store.sync, m) if writer else None
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,
@@ -118,8 +125,11 @@ async def open_engine(
         ),
         hook=m.on_request,
         observer=m,
+        shared=coord,
     )
     labels = tr.pool.labels
+    if coord is not None:
+        coord.set_clients({s.label: s.credentials.client_id for s in tr.pool.sources})
     configure_metrics(m, cfg, labels)
     engine = cycle.Engine(
         cfg,
@@ -128,10 +138,13 @@ async def open_engine(
         observer=m,
         # A reload may add or drop groups and trunks: their label sets follow.
         on_config=lambda new: configure_metrics(m, new, labels),
+        fence=coord,
     )
+    m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     channel = None
     if cfg.notifications.enabled:
         n = cfg.notifications
+        # Followers subscribe too (they read; only the leader writes): a new leader is current.
         channel = push.Push(
             engine,
             tr,
@@ -143,10 +156,61 @@ async def open_engine(
             observer=m,
         )
     try:
-        yield Assembly(cfg=cfg, engine=engine, metrics=m, transport=tr, store=store, push=channel)
+        yield Assembly(
+            cfg=cfg,
+            engine=engine,
+            metrics=m,
+            transport=tr,
+            store=store,
+            coordinator=coord,
+            push=channel,
+        )
     finally:
+        m.set_status_source(None)
+        if coord is not None:
+            await coord.close()
         await tr.close()
-        store.close()
+        await store.close()
+
+
+EPOCH_KEY = "coordination:epoch"
+
+
+def _coordinator(
+    cfg: config_mod.Config, store: state.StateStore, m: metrics.Metrics
+) -> coordination.Coordinator | None:
+    """The Redis coordinator of ``[coordination] backend = "redis"`` (None for "none")."""
+    c = cfg.coordination
+    if c.backend != "redis" or c.url is None:
+        return None
+    password = config_mod.resolve_redis_password(c)
+    if password is not None:
+        logs.register_secret(password)
+    floor = store.get_fingerprint(EPOCH_KEY)
+    return coordination.Coordinator(
+        coordination.connect(c.url, password=password, timeout_s=c.timeout_s),
+        key_prefix=c.key_prefix,
+        timing=c.timing(),
+        budget=coordination.BudgetSettings(
+            quota=cfg.rate_limit.requests_per_minute, window_s=60.0, burst=cfg.shared_burst()
+        ),
+        # The highest epoch this replica has seen: epochs keep rising even when Redis lost
+        # its data (restarted without persistence).
+        epoch_floor=int(floor) if floor and floor.isdigit() else 0,
+        observer=m,
+        on_epoch=lambda epoch: store.set_fingerprint(EPOCH_KEY, str(epoch), now=time.time()),
+    )
+
+
+@contextlib.asynccontextmanager
+async def leadership(asm: Assembly, on_elected: Callable[[], None]) -> AsyncIterator[None]:
+    """Contend for the leader lease while the context is open (nothing without coordination)."""
+    if asm.coordinator is None:
+        yield
+        return
+    asm.coordinator.on_elected = on_elected
+    async with coordination.running(asm.coordinator):
+        yield
 
 
 def _load(path: str) -> config_mod.Config | int:
@@ -184,7 +248,8 @@ async def run_daemon(path: str) -> int:
     try:
         async with open_engine(cfg, m=m) as asm:
             d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine, push=asm.push)
-            return await d.run()
+            async with leadership(asm, d.trigger_reconcile):
+                return await d.run()
     except errors.ConfigError as exc:
         log.error("Cannot start: %s", "; ".join(exc.problems))
         return EX_CONFIG
@@ -202,19 +267,39 @@ async def run_daemon(path: str) -> int:
         await runner.cleanup()
 
 
-async def run_once(path: str, *, dry_run: bool) -> int:
-    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table."""
+async def _once_as_leader(asm: Assembly) -> cycle.Outcome | str | None:
+    """``syncd once`` beside replicas: write only while holding the lease (one attempt)."""
+    coord = asm.coordinator
+    assert coord is not None  # noqa: S101 - the caller checked
+    await coord.step()
+    if not coord.leading():
+        return (
+            "another replica holds the leader lease (or Redis cannot be reached); nothing"
+            " written. Use --dry-run to see the plan."
+        )
+    async with coordination.running(coord):  # renews while the writes go out
+        return await asm.engine.run_once(dry_run=False)
+
+
+async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
+    """``syncd once``: one read-plan-(apply) pass, printing the plan as a table (or, with
+    ``as_json``, as ``planner.plan_json``: writes, held writes and groups, problems)."""
     logs.setup_logging(stream=sys.stderr)
     loaded = _load(path)
     if isinstance(loaded, int):
         return loaded
     try:
-        async with open_engine(loaded) as asm:
+        async with open_engine(loaded, writer=not dry_run) as asm:
             # A dry run may share the state file with a running daemon: don't touch its trail.
             await asm.engine.start(recover=not dry_run)
             started = time.time()
-            outcome = await asm.engine.run_once(dry_run=dry_run)
+            outcome: cycle.Outcome | str | None
+            if dry_run or asm.coordinator is None:
+                outcome = await asm.engine.run_once(dry_run=dry_run)
+            else:
+                outcome = await _once_as_leader(asm)
             names = asm.engine.names
+            problems = asm.engine.problems()
     except errors.ConfigError as exc:
         print(str(exc), file=sys.stderr)
         return EX_CONFIG
@@ -224,7 +309,15 @@ async def run_once(path: str, *, dry_run: bool) -> int:
     if outcome is None:
         print("syncd once: the inputs could not be read; nothing planned", file=sys.stderr)
         return EX_FAILURE
+    if isinstance(outcome, str):
+        print(f"syncd once: {outcome}", file=sys.stderr)
+        return EX_FAILURE
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
+        return EX_OK
     print(planner.format_plan(outcome.plan, names=names))
+    for problem in problems:
+        print(f"problem: {problem}")
     if dry_run:
         print("(dry run: nothing written)")
     elif outcome.report is not None:

@@ -6,15 +6,33 @@ API answers. A process killed in between leaves a ``pending`` row, which the nex
 ``interrupted``, so the trail never loses a write that may have been acknowledged. This module
 does no HTTP and makes no decisions; rows are small and committed at once (a process crash after
 the commit loses nothing; WAL with ``synchronous=NORMAL`` is durable against process death).
+
+The event loop never waits on SQLite: the daemon uses ``AsyncStateStore``, which runs every call
+on one dedicated worker thread in the order the calls were made (a commit's fsync, or a
+``busy_timeout`` wait on a lock another process holds, would otherwise stall every timer and
+the watchdog). The audit trail keeps ``audit_retention_days`` of history: older finished rows
+are pruned at start and then once a day.
+
+The file (and SQLite's ``-wal``/``-shm`` beside it, which take its mode) is readable by its owner
+only: 0600. One process writes a state file at a time: ``WriterLock`` (an exclusive ``flock``
+on ``<state file>.lock``), held by the daemon for its lifetime and by ``syncd once`` while it
+writes; a dry run beside them only reads.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import dataclasses
+import fcntl
+import functools
+import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 import orjson
 
@@ -38,7 +56,9 @@ CREATE TABLE IF NOT EXISTS writes (
     request_id TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     attempts INTEGER NOT NULL DEFAULT 1,
-    finished_ts REAL
+    finished_ts REAL,
+    note TEXT NOT NULL DEFAULT '',
+    epoch INTEGER
 );
 CREATE INDEX IF NOT EXISTS writes_ts ON writes (ts);
 CREATE TABLE IF NOT EXISTS health (
@@ -62,6 +82,13 @@ CONFLICT = "conflict"
 INTERRUPTED = "interrupted"
 SUPERSEDED = "superseded"
 
+# The note of an applied write whose answer was lost but whose object, re-read, holds the value.
+CONFIRMED_BY_REREAD = "confirmed by re-read"
+
+# Columns added after the first release, with their definitions: added to older files on open.
+# ``epoch``: the leader lease's fencing epoch (docs/ha.md); NULL for rows written without one.
+_ADDED_COLUMNS = (("note", "TEXT NOT NULL DEFAULT ''"), ("epoch", "INTEGER"))
+
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class AuditRow:
@@ -81,41 +108,138 @@ class AuditRow:
     request_id: str
     error: str
     attempts: int
+    note: str = ""
+    epoch: int | None = None  # the leader lease's fencing epoch; None without coordination
+
+    @property
+    def shown_outcome(self) -> str:
+        """The outcome as people read it, e.g. ``applied (confirmed by re-read)``."""
+        return f"{self.outcome} ({self.note})" if self.note else self.outcome
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DAY_S = 86_400.0
+
+
+def _serialized(
+    method: Callable[Concatenate[StateStore, P], R],
+) -> Callable[Concatenate[StateStore, P], R]:
+    """One call at a time on the store's connection, whichever thread makes it (the worker of
+    ``AsyncStateStore``, or the loop thread for a status page or a test reading the trail)."""
+
+    @functools.wraps(method)
+    def locked(store: StateStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with store._mutex:
+            return method(store, *args, **kwargs)
+
+    return locked
 
 
 def _json(value: model.WriteValue) -> str:
     return orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()
 
 
-class StateStore:
-    """The SQLite file; one per daemon, used from the event loop thread only."""
+class WriterLock:
+    """The one-writer rule of a state file: an exclusive ``flock`` on ``<state file>.lock``.
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+    The kernel drops the lock when its holder exits, ``kill -9`` included, so a stale lock
+    cannot outlive a process. The file keeps the holder's pid for the refusal message; it is
+    never deleted (deleting a lock file lets two processes lock two different files).
+    """
+
+    def __init__(self, state_path: str | Path) -> None:
+        self.state_path = Path(state_path)
+        self.path = self.state_path.with_name(self.state_path.name + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise ``StateError`` naming the process that holds it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path), isolation_level=None)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (pid {holder})" if holder.isdigit() else ""
+            raise errors.StateError(
+                f"another syncd process{who} is writing to the state file {self.state_path}:"
+                " one writer per state file. A daemon is probably running on it; `syncd once"
+                " --dry-run` can run beside it, `syncd once` only when it is stopped."
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+
+def _create_private(path: Path) -> None:
+    """Create the state file 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+    the database file's mode), and tighten a file left wider by an older version."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    for each in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            if each.stat().st_mode & 0o077:
+                each.chmod(0o600)
+
+
+class StateStore:
+    """The SQLite file; one per daemon. ``writer=True`` takes the state file's ``WriterLock``
+    first (and refuses with ``StateError`` when another process holds it)."""
+
+    def __init__(self, path: str | Path, *, writer: bool = False) -> None:
+        self.path = Path(path)
+        memory = str(path) == ":memory:"
+        self._lock = WriterLock(self.path) if writer and not memory else None
+        self._mutex = threading.RLock()
+        try:
+            if not memory:
+                _create_private(self.path)
+            if self._lock is not None:
+                self._lock.acquire()
+            # Used from the AsyncStateStore worker and, for reads, the loop thread: the mutex
+            # above serializes them.
+            self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=5000")
             self._db.executescript(SCHEMA)
+            have = {r[1] for r in self._db.execute("PRAGMA table_info(writes)")}
+            for column, definition in _ADDED_COLUMNS:
+                if column not in have:
+                    self._db.execute(f"ALTER TABLE writes ADD COLUMN {column} {definition}")
         except (OSError, sqlite3.Error) as exc:
+            if self._lock is not None:
+                self._lock.release()
             raise errors.StateError(
                 f"cannot open the state file {path}: {exc} (check state_path and that the"
                 " directory is writable, e.g. systemd's StateDirectory=)"
             ) from exc
 
+    @_serialized
     def close(self) -> None:
         self._db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     # -- audit trail -------------------------------------------------------------------------
 
-    def begin_write(self, write: model.Write, *, now: float) -> int:
-        """Record a write about to be sent; returns the row id to finish it with."""
+    @_serialized
+    def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        """Record a write about to be sent (with the lease epoch it is sent under, if any);
+        returns the row id to finish it with."""
         cur = self._db.execute(
             "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
-            " grp, priority, outcome) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            " grp, priority, outcome, epoch) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 now,
                 write.kind.value,
@@ -128,12 +252,14 @@ class StateStore:
                 write.group,
                 int(write.priority),
                 PENDING,
+                epoch,
             ),
         )
         row_id = cur.lastrowid
         assert row_id is not None  # noqa: S101 - sqlite always sets it after an INSERT
         return row_id
 
+    @_serialized
     def finish_write(
         self,
         row_id: int,
@@ -143,12 +269,13 @@ class StateStore:
         request_id: str = "",
         error: str = "",
         attempts: int = 1,
+        note: str = "",
         before: model.WriteValue | object = dataclasses.MISSING,
         after: model.WriteValue | object = dataclasses.MISSING,
     ) -> None:
         """Set the outcome (and, after a re-plan, the before/after actually sent)."""
-        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?"]
-        args: list[object] = [outcome, request_id, error, attempts, now]
+        sets = ["outcome=?", "request_id=?", "error=?", "attempts=?", "finished_ts=?", "note=?"]
+        args: list[object] = [outcome, request_id, error, attempts, now, note]
         if before is not dataclasses.MISSING:
             sets.append("before=?")
             args.append(_json(before))  # type: ignore[arg-type]
@@ -158,6 +285,7 @@ class StateStore:
         args.append(row_id)
         self._db.execute(f"UPDATE writes SET {', '.join(sets)} WHERE id=?", args)  # noqa: S608 - fixed column names
 
+    @_serialized
     def mark_interrupted(self, *, now: float) -> int:
         """At start-up: writes left pending by a killed process may or may not have landed."""
         cur = self._db.execute(
@@ -166,11 +294,12 @@ class StateStore:
         )
         return cur.rowcount
 
+    @_serialized
     def history(self, *, since: float | None = None, limit: int = 200) -> list[AuditRow]:
         """Recent writes, oldest first."""
         rows = self._db.execute(
             "SELECT id, ts, kind, object_id, object_name, field, before, after, reason, grp,"
-            " outcome, request_id, error, attempts FROM writes WHERE ts >= ?"
+            " outcome, request_id, error, attempts, note, epoch FROM writes WHERE ts >= ?"
             " ORDER BY id DESC LIMIT ?",
             (since if since is not None else 0.0, limit),
         ).fetchall()
@@ -190,12 +319,23 @@ class StateStore:
                 request_id=r[11],
                 error=r[12],
                 attempts=r[13],
+                note=r[14],
+                epoch=r[15],
             )
             for r in reversed(rows)
         ]
 
+    @_serialized
+    def prune(self, *, before: float) -> int:
+        """Delete finished audit rows written before ``before``; how many went."""
+        cur = self._db.execute(
+            "DELETE FROM writes WHERE ts < ? AND outcome != ?", (before, PENDING)
+        )
+        return cur.rowcount
+
     # -- failover state ----------------------------------------------------------------------
 
+    @_serialized
     def load_health(self) -> dict[str, model.TrunkHealth]:
         rows = self._db.execute(
             "SELECT trunk_base_id, state, since, good_since, failovers FROM health"
@@ -211,6 +351,7 @@ class StateStore:
             for r in rows
         }
 
+    @_serialized
     def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
         """Persist the failover state in one transaction, so a restart does not flap routes."""
         with self._transaction():
@@ -227,10 +368,12 @@ class StateStore:
 
     # -- snapshot fingerprints ---------------------------------------------------------------
 
+    @_serialized
     def get_fingerprint(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM fingerprints WHERE key=?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
+    @_serialized
     def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
         self._db.execute(
             "INSERT INTO fingerprints (key, value, ts) VALUES (?,?,?) ON CONFLICT(key)"
@@ -249,6 +392,84 @@ class StateStore:
         self._db.execute("COMMIT")
 
 
+class AsyncStateStore:
+    """The state store as the event loop uses it: each call runs on one dedicated worker thread,
+    in the order the calls were made (a single worker keeps a write's ``pending`` row before its
+    outcome, and health saves in order). ``sync`` is the ``StateStore`` underneath."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.sync = store
+        self.path = store.path
+        self._worker = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="syncd-state"
+        )
+        self._pruned_at: float | None = None
+
+    async def _call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._worker, functools.partial(fn, *args, **kwargs))
+
+    async def close(self) -> None:
+        """Finish the calls already made, then close the file (and its writer lock)."""
+        await asyncio.get_running_loop().run_in_executor(None, self._worker.shutdown)
+        self.sync.close()
+
+    async def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
+        return await self._call(self.sync.begin_write, write, now=now, epoch=epoch)
+
+    async def finish_write(
+        self,
+        row_id: int,
+        *,
+        outcome: str,
+        now: float,
+        request_id: str = "",
+        error: str = "",
+        attempts: int = 1,
+        note: str = "",
+        before: model.WriteValue | object = dataclasses.MISSING,
+        after: model.WriteValue | object = dataclasses.MISSING,
+    ) -> None:
+        await self._call(
+            self.sync.finish_write,
+            row_id,
+            outcome=outcome,
+            now=now,
+            request_id=request_id,
+            error=error,
+            attempts=attempts,
+            note=note,
+            before=before,
+            after=after,
+        )
+
+    async def mark_interrupted(self, *, now: float) -> int:
+        return await self._call(self.sync.mark_interrupted, now=now)
+
+    async def history(self, *, since: float | None = None, limit: int = 200) -> list[AuditRow]:
+        return await self._call(self.sync.history, since=since, limit=limit)
+
+    async def load_health(self) -> dict[str, model.TrunkHealth]:
+        return await self._call(self.sync.load_health)
+
+    async def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
+        await self._call(self.sync.save_health, tuple(states))
+
+    async def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
+        await self._call(self.sync.set_fingerprint, key, value, now=now)
+
+    async def prune(self, *, now: float, retention_days: float) -> int:
+        """Drop audit rows older than the retention (finished ones: a pending row stays)."""
+        self._pruned_at = now
+        return await self._call(self.sync.prune, before=now - retention_days * DAY_S)
+
+    async def prune_if_due(self, *, now: float, retention_days: float) -> int:
+        """``prune`` once a day: on the first call, then when a day has passed since the last."""
+        if self._pruned_at is not None and 0 <= now - self._pruned_at < DAY_S:
+            return 0
+        return await self.prune(now=now, retention_days=retention_days)
+
+
 def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
     """Human-readable lines for ``syncd history``."""
     import datetime as dt  # noqa: PLC0415 - display only
@@ -257,9 +478,11 @@ def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
         rid = f" request={r.request_id}" if r.request_id else ""
         err = f" error={r.error}" if r.error else ""
+        epoch = f" epoch={r.epoch}" if r.epoch is not None else ""
         yield (
-            f"{when}Z {r.outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id}) {r.field}: "
-            f"{_short(r.before)} -> {_short(r.after)}  [{r.group}: {r.reason}]{rid}{err}"
+            f"{when}Z {r.shown_outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id})"
+            f" {r.field}: {_short(r.before)} -> {_short(r.after)}"
+            f"  [{r.group}: {r.reason}]{rid}{epoch}{err}"
         )
 
 

@@ -210,6 +210,7 @@ class GenesysApi:
         """Every entity of a paged listing: pages 1..pageCount (or while nextUri is given)."""
         entities: list[dict[str, Any]] = []
         number = 1
+        total: int | None = None
         while number <= MAX_PAGES:
             q: list[tuple[str, str | int]] = [
                 *(query or []),
@@ -220,6 +221,16 @@ class GenesysApi:
                 "GET", template, path=path, query=q, priority=priority
             )
             page = _parsed(resp, wire.parse_page)
+            if total is not None and page.total != total:
+                # Entities were added or removed between pages, so the pages overlap or leave
+                # a gap: the listing as a whole says nothing reliable (read it again later).
+                raise errors.MalformedResponse(
+                    f"GET {template} changed while it was paged (total {total} on page 1,"
+                    f" {page.total} on page {page.page_number}).",
+                    endpoint=template,
+                    method="GET",
+                )
+            total = page.total if page.total_given else None
             entities.extend(page.entities)
             if page.page_number >= page.page_count and page.next_uri is None:
                 return entities

@@ -5,10 +5,12 @@ redacted), fetch client-credentials tokens (HTTP Basic, ``grant_type=client_cred
 cache them and refresh them before they expire or when the API answers 401. A ``TokenPool``
 holds several credentials, each with its own token (and, in the limiter, its own budget).
 
-It must not log, raise or repr a secret or a token; it must not decide about retries of API
-calls (the transport does) and it must not pace requests (the limiter does). Errors of the
-token endpoint are translated here, into ``syncd.errors`` types, because this module owns that
-one HTTP exchange; everything else goes through ``transport``.
+It must not log, raise or repr a secret or a token (each access token is registered with
+``obs.logs.register_secret`` as it arrives, so the log formatter redacts it anywhere); it
+must not decide about retries of API calls (the transport does) and it must not pace requests
+(the limiter does). Errors of the token endpoint are translated here, into ``syncd.errors``
+types, because this module owns that one HTTP exchange; everything else goes through
+``transport``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import aiohttp
 import orjson
 
 from syncd import errors
+from syncd.obs import logs
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +197,18 @@ class TokenSource:
         if not access:
             raise errors.MalformedResponse(
                 f"The login service answered client {creds.client_id} with an empty token.",
+                status=status,
+                endpoint=endpoint,
+                method="POST",
+                request_id=request_id,
+            )
+        # From here on no log line can carry it, even one that formats a raw header.
+        logs.register_secret(access)
+        if not expires_in > 0:  # also refuses NaN
+            # Cached for "≤ 0 seconds", every request would fetch a token of its own.
+            raise errors.MalformedResponse(
+                f"The login service answered client {creds.client_id} with a token that"
+                f" expires in {expires_in:g} seconds; a lifetime must be positive.",
                 status=status,
                 endpoint=endpoint,
                 method="POST",

@@ -1,10 +1,13 @@
 """The request limiter: a priority queue in front of one pacer per token of the pool.
 
 Role: every API request waits here for a send slot. Waiters are served by priority (lower
-first, then arrival), so a failover-driven write overtakes queued routine ones; the slot goes
-to the token of the pool that can send earliest (fewest requests in flight on a tie). The
-arithmetic — header-driven pacing, the sliding log, the 429 pause, AIMD — lives in the pure
-``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
+first, then arrival), so a failover-driven write overtakes queued routine ones, and work below
+failover priority leaves a small reserve of each window unspent (``failover_reserve``), so a
+failover request finds room even while a backlog drains; the slot goes to the token of the
+pool that can send earliest (fewest requests in flight on a tie). Only the head of the queue
+watches the clock and the pacers; the others sleep until they become the head, one woken at a
+time. The arithmetic — header-driven pacing, the sliding log, the 429 pause, AIMD — lives in
+the pure ``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
 
 It must not perform HTTP, translate errors or know about credentials; it must not let a
 request wait longer than the configured maximum Retry-After without failing it clearly.
@@ -22,11 +25,12 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from syncd import errors
-from syncd.core import pacing
+from syncd.core import model, pacing
+from syncd.genesys import budget
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +91,15 @@ class Lease:
     granted_at: float
 
 
+@dataclass(order=True, slots=True)
+class _Waiter:
+    """One queued request; ordered by (priority, arrival). ``wake`` is set to rouse it."""
+
+    priority: int
+    arrival: int
+    wake: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
+
+
 class Limiter:
     """Priority-ordered admission over the pacers of a token pool."""
 
@@ -99,6 +112,7 @@ class Limiter:
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         observer: LimiterObserver | None = None,
+        shared: budget.SharedBudget | None = None,
     ) -> None:
         if not labels:
             raise ValueError("the limiter needs at least one token")
@@ -108,41 +122,47 @@ class Limiter:
         self._clock = clock
         self._sleep = sleep
         self._observer: LimiterObserver = observer or NullObserver()
+        # Replicas of one OAuth client draw from a shared budget after the local pacer.
+        self._shared: budget.SharedBudget = shared or budget.Unshared()
         now = clock()
         self.pacers = [pacing.Pacer(config, now=now) for _ in self.labels]
         self._paused = [False] * len(self.labels)
-        self._queue: list[tuple[int, int]] = []
+        self._queue: list[_Waiter] = []
         self._counter = itertools.count()
-        self._changed = asyncio.Event()
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
 
-    def _notify(self) -> None:
-        # A fresh event per generation: everyone waiting on the old one wakes exactly once.
-        self._changed.set()
-        self._changed = asyncio.Event()
+    def _wake_head(self) -> None:
+        # Only the head decides; everyone else sleeps until the head leaves.
+        if self._queue:
+            self._queue[0].wake.set()
 
-    async def _wait(self, delay: float | None) -> None:
-        changed = self._changed.wait()
+    async def _wait(self, waiter: _Waiter, delay: float | None) -> None:
+        """Until ``waiter`` is woken, or ``delay`` seconds have passed."""
         if delay is None:
-            await changed
-            return
-        waiter = asyncio.ensure_future(changed)
-        sleeper = asyncio.ensure_future(self._sleep(max(0.0, delay)))
-        try:
-            await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            waiter.cancel()
-            sleeper.cancel()
+            await waiter.wake.wait()
+        else:
+            woken = asyncio.ensure_future(waiter.wake.wait())
+            sleeper = asyncio.ensure_future(self._sleep(max(0.0, delay)))
+            try:
+                await asyncio.wait({woken, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+                sleeper.cancel()
+        waiter.wake.clear()
 
-    def _pick(self, now: float, token: int | None = None) -> tuple[int, float | None]:
+    def _hold(self, priority: int) -> int:
+        """Slots a request of ``priority`` must leave for failover work."""
+        return 0 if priority <= model.Priority.FAILOVER else self.config.failover_reserve
+
+    def _pick(self, now: float, hold: int, token: int | None = None) -> tuple[int, float | None]:
         best: tuple[float, int, int] | None = None
         for index, pacer in enumerate(self.pacers):
             if token is not None and index != token:
                 continue
-            when = pacer.next_send_at(now)
+            when = pacer.next_send_at(now, hold=hold)
             key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
             if best is None or key < best:
                 best = key
@@ -153,25 +173,36 @@ class Limiter:
     async def acquire(
         self, priority: int, *, endpoint: str = "", token_index: int | None = None
     ) -> Lease:
-        """Wait for a send slot; lower ``priority`` values are served first. ``token_index``
-        pins the request to one token of the pool (a notification channel belongs to the OAuth
-        client that created it, so its subscriptions must use that client's token)."""
+        """Wait for a send slot (the local pacer, then the shared budget); lower ``priority``
+        values are served first. ``token_index`` pins the request to one token of the pool (a
+        notification channel belongs to the OAuth client that created it, so its
+        subscriptions must use that client's token)."""
         if token_index is not None and not 0 <= token_index < len(self.pacers):
             raise ValueError(f"token {token_index} is not in the pool of {len(self.pacers)}")
-        entry = (int(priority), next(self._counter))
-        heapq.heappush(self._queue, entry)
+        lease = await self._acquire_local(priority, endpoint=endpoint, token_index=token_index)
+        try:
+            await self._shared.take(lease.label)
+        except BaseException:
+            self.release(lease, status=0, headers=None)
+            raise
+        return lease
+
+    async def _acquire_local(
+        self, priority: int, *, endpoint: str, token_index: int | None = None
+    ) -> Lease:
+        waiter = _Waiter(int(priority), next(self._counter))
+        heapq.heappush(self._queue, waiter)
         self._observer.on_queue_depth(len(self._queue))
         enqueued = self._clock()
+        hold = self._hold(waiter.priority)
         granted = False
         try:
-            if self._queue[0] == entry:
-                self._notify()  # a new head: the previous head must step back
             while True:
-                if self._queue[0] != entry:
-                    await self._wait(None)
+                if self._queue[0] is not waiter:
+                    await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now, token_index)
+                index, when = self._pick(now, hold, token_index)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True
@@ -185,16 +216,16 @@ class Limiter:
                         status=429,
                         endpoint=endpoint,
                     )
-                await self._wait(None if when is None else when - now)
+                await self._wait(waiter, None if when is None else when - now)
         finally:
             if not granted:
                 # Cancelled or failed while queued: leave the queue and let the next one in.
                 try:
-                    self._queue.remove(entry)
+                    self._queue.remove(waiter)
                     heapq.heapify(self._queue)
                 except ValueError:
                     pass
-                self._notify()
+            self._wake_head()
             self._observer.on_queue_depth(len(self._queue))
 
     def _grant(self, index: int, now: float, enqueued: float) -> Lease:
@@ -206,7 +237,6 @@ class Limiter:
             log.info("Token %s resumes sending after its rate-limit pause.", label)
         seq = pacer.on_send(now)
         self._observer.on_wait(label, max(0.0, now - enqueued))
-        self._notify()
         return Lease(index=index, label=label, seq=seq, granted_at=now)
 
     def release(
@@ -222,7 +252,7 @@ class Limiter:
         pacer = self.pacers[lease.index]
         pacer.on_response(lease.seq, t_recv=now, status=status, headers=headers)
         self._observer.on_budget(lease.label, pacer.budget(now))
-        self._notify()
+        self._wake_head()
 
     def throttled(
         self, lease: Lease, *, retry_after_s: float, jitter_s: float, with_headers: bool
@@ -240,6 +270,7 @@ class Limiter:
         if not self._paused[lease.index]:
             self._paused[lease.index] = True
             self._observer.on_pause(lease.label, True)
+        self._shared.throttled(lease.label, until - now)
         log.warning(
             "Token %s was rate limited; all its requests pause for %.2f seconds"
             " (assumed quota now %.0f per %.0f seconds).",
@@ -248,5 +279,5 @@ class Limiter:
             pacer.assumed_quota,
             self.config.window_s,
         )
-        self._notify()
+        self._wake_head()
         return until

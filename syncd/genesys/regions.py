@@ -2,12 +2,16 @@
 
 Role: the table of FACTS.md §2 (``PureCloudRegionHosts`` of the official SDK) and the rule the
 SDKs use for the OAuth host (``//api.`` → ``//login.``), plus explicit URLs for tests and the
-simulator. It must not do I/O, and it must not accept a plain-HTTP URL for a real region.
+simulator. It must not do I/O, and it must not accept a plain-HTTP URL for any host but a
+loopback one (the simulator on 127.0.0.1): a bearer token or a client secret sent in clear
+text to a remote host is a leak, whatever the configuration says.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 REGIONS: dict[str, str] = {
     "us_east_1": "https://api.mypurecloud.com",
@@ -31,12 +35,47 @@ REGIONS: dict[str, str] = {
 }
 
 
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1)."""
+    name = host.strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def check_url(url: str, *, what: str) -> str:
+    """``url`` if it is ``https://host…``, or ``http://`` to a loopback host; else ValueError.
+
+    ``what`` names the setting in the message (e.g. ``org.api_url``).
+    """
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError as exc:
+        raise ValueError(f"{what} {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ValueError(f"{what} {url!r} must be an https:// URL with a host")
+    if parts.scheme == "http" and not is_loopback(host):
+        raise ValueError(
+            f"{what} {url!r} uses plain http:// to a host that is not loopback; tokens and"
+            " secrets would travel in clear text: use https://"
+        )
+    return url
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Endpoints:
     """Where the API and the OAuth token endpoint live (base URLs, no trailing slash)."""
 
     api_url: str
     login_url: str
+
+    def __post_init__(self) -> None:
+        check_url(self.api_url, what="api_url")
+        check_url(self.login_url, what="login_url")
 
     @property
     def token_url(self) -> str:
@@ -64,7 +103,5 @@ def resolve(
             raise ValueError(f"unknown region {region!r}; known regions: {', '.join(REGIONS)}")
         api_url = REGIONS[key]
     api = api_url.rstrip("/")
-    if not api.startswith(("https://", "http://")):
-        raise ValueError(f"api_url {api_url!r} must be an http(s) URL")
     login = (login_url or login_url_for(api)).rstrip("/")
     return Endpoints(api_url=api, login_url=login)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
@@ -33,7 +33,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from syncd import errors
 from syncd.core import model, pacing
-from syncd.genesys import auth, limiter, regions
+from syncd.genesys import auth, budget, limiter, regions
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +105,10 @@ class TransportConfig:
     backoff_cap_s: float = 30.0
     default_retry_after_s: float = 3.0  # a 429 without Retry-After (the Java SDK's default)
     max_retry_after_s: float = 180.0  # above it, a 429 fails the request (as the SDKs do)
+    # Answers larger than this are refused (a clear error naming the endpoint), so a broken
+    # or hostile server cannot make the daemon buffer without bound.
+    max_response_bytes: int = 32 << 20
+    max_download_bytes: int = 256 << 20  # a bulk schedule export, decoded
     retry_budget_tokens: float = 20.0
     retry_budget_ratio: float = 0.2
     connection_limit: int = 32
@@ -229,6 +233,11 @@ class Transport:
         self._rand = rand
         self._owns_session = owns_session
         self._timeout = self.config.client_timeout()
+        # aiohttp silently re-sends a PUT or DELETE once when a reused connection drops, which
+        # would send a write twice behind the retry policy's back. It has no public switch; its
+        # own test client turns the same attribute off.
+        if hasattr(session, "_retry_connection"):
+            session._retry_connection = False
 
     @classmethod
     def create(
@@ -244,6 +253,7 @@ class Transport:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
         session: aiohttp.ClientSession | None = None,
+        shared: budget.SharedBudget | None = None,
     ) -> Transport:
         """The usual assembly: one session (unless given), a pool, one pacer per token.
 
@@ -271,6 +281,7 @@ class Transport:
             clock=clock,
             sleep=sleep,
             observer=observer,
+            shared=shared,
         )
         return cls(
             endpoints,
@@ -309,6 +320,13 @@ class Transport:
             # Metrics must never break a request.
             log.exception("The request hook failed; the request itself is unaffected.")
 
+    # --- the layers of one request, outermost first ------------------------------------
+    #
+    # request → _send_handling_retries (which failures, how often, the budget)
+    #         → _send_handling_auth    (a token for the granted slot; 401 → refresh once)
+    #         → _send_paced            (the pacing gate: a slot, the answer fed back, 429 pause)
+    #         → _exchange              (one HTTP exchange; aiohttp/OS errors translated)
+
     async def request(
         self,
         method: str,
@@ -322,210 +340,241 @@ class Transport:
     ) -> Response:
         """Send one API request with retries; 2xx → ``Response``, anything else raises.
         ``token_index`` pins it to one token of the pool (see ``Limiter.acquire``)."""
-        url = self.endpoints.api_url + render_path(template, path or {})
-        query_list: list[tuple[str, str]] = [
-            (k, str(v)) for k, v in (query.items() if isinstance(query, Mapping) else query or [])
-        ]
-        transient_attempts = 0
-        throttled = 0
-        refreshed_for: set[int] = set()
-        while True:
-            lease = await self.limiter.acquire(priority, endpoint=template, token_index=token_index)
-            source = self.pool.sources[lease.index]
-            try:
-                token, generation = await source.token()
-            except BaseException:
-                self.limiter.release(lease, status=0, headers=None)
-                raise
-            headers = {
-                "Authorization": f"Bearer {token.reveal()}",
-                "Accept": "application/json",
-            }
-            if body is not None:
-                headers["Content-Type"] = "application/json"
-            started = self._clock()
-            status = 0
-            resp_headers: CIMultiDictProxy[str] | CIMultiDict[str] = CIMultiDict()
-            payload = b""
-            failure: errors.ApiError | None = None
-            try:
-                async with self.session.request(
-                    method,
-                    url,
-                    params=query_list or None,
-                    data=body,
-                    headers=headers,
-                    timeout=self._timeout,
-                ) as resp:
-                    payload = await resp.read()
-                    status = resp.status
-                    resp_headers = resp.headers
-            except TimeoutError:
-                failure = errors.TimeoutError_(
-                    f"{method} {template} got no answer within the timeout.",
-                    endpoint=template,
-                    method=method,
-                )
-            except (aiohttp.ClientError, OSError) as exc:
-                failure = errors.ConnectionFailed(
-                    f"{method} {template} failed to connect or was cut off ({type(exc).__name__}).",
-                    endpoint=template,
-                    method=method,
-                )
-            except BaseException:
-                self.limiter.release(lease, status=0, headers=None)
-                raise
-            finished = self._clock()
-            request_id = resp_headers.get(CORRELATION_HEADER, "") if status else ""
-            rate = pacing.parse_ratelimit_headers(resp_headers) if status else None
-            self.limiter.release(lease, status=status, headers=rate, t_recv=finished)
-            retry_after = (
-                pacing.parse_retry_after(resp_headers.get("Retry-After"), now_epoch=time.time())
-                if status == 429
-                else None
-            )
-            self._event(
-                endpoint=template,
-                method=method,
-                status=status,
-                duration_s=finished - started,
-                retry_after_s=retry_after,
-                token=lease.label,
-                request_id=request_id,
-            )
-            if 200 <= status < 300 and method == "GET" and payload and not _is_json(payload):
-                # A truncated or garbled read is worth another try (a write is not: it may
-                # have landed, and the version check handles the re-read).
-                failure = errors.MalformedResponse(
-                    f"{method} {template} answered {status} with a body that is not JSON.",
-                    status=status,
-                    endpoint=template,
-                    method=method,
-                    request_id=request_id,
-                )
-            elif 200 <= status < 300:
-                self.retry_budget.on_success()
-                return Response(status, payload, resp_headers, request_id, template, method)
+        call = _Call(
+            method=method,
+            template=template,
+            url=self.endpoints.api_url + render_path(template, path or {}),
+            query=[
+                (k, str(v))
+                for k, v in (query.items() if isinstance(query, Mapping) else query or [])
+            ],
+            body=body,
+            priority=int(priority),
+            token_index=token_index,
+        )
+        return await self._send_handling_retries(call)
 
-            if status == 429:
+    async def _send_handling_retries(self, call: _Call) -> Response:
+        """The retry policy: 429s through the limiter, transient failures with backoff, both
+        within the retry budget; a write is never sent twice (it may have landed)."""
+        throttled = 0
+        transient = 0
+        while True:
+            attempt = await self._send_handling_auth(call)
+            failure = attempt.failure
+            if failure is None:
+                self.retry_budget.on_success()
+                return attempt.response(call)
+            if attempt.status == 429:
                 throttled += 1
-                wait = retry_after if retry_after is not None else self.config.default_retry_after_s
-                jitter = pacing.retry_after_jitter(wait, rand=self._rand())
-                self.limiter.throttled(
-                    lease, retry_after_s=wait, jitter_s=jitter, with_headers=rate is not None
-                )
-                if wait > self.config.max_retry_after_s:
-                    self.observer.on_retry_after_too_long(template, wait)
-                    raise errors.RetryAfterTooLong(
-                        f"{method} {template} was rate limited with Retry-After {wait:.0f} s,"
-                        f" above the configured maximum of {self.config.max_retry_after_s:.0f} s;"
-                        " the request is abandoned.",
-                        retry_after_s=wait,
-                        status=429,
-                        endpoint=template,
-                        method=method,
-                        request_id=request_id,
-                    )
-                if throttled > self.config.max_throttled or not self.retry_budget.on_failure():
-                    self.observer.on_retry_budget_exhausted()
-                    raise errors.RateLimited(
-                        f"{method} {template} stayed rate limited after {throttled} attempts.",
-                        status=429,
-                        endpoint=template,
-                        method=method,
-                        request_id=request_id,
-                    )
+                self._check_throttled(call, attempt, throttled)
                 self.observer.on_retry("429")
                 continue
+            transient += 1
+            await self._back_off(call, attempt, failure, transient)
 
-            if status == 401 and generation not in refreshed_for:
-                # Expired or revoked token: one refresh, then one more try with the new one.
-                refreshed_for.add(generation)
-                if len(refreshed_for) == 1:
-                    log.info(
-                        "The API refused the token of %s (401); fetching a new one.", lease.label
-                    )
-                    await source.invalidate(generation)
-                    self.observer.on_retry("401")
-                    continue
-
-            if failure is None:
-                failure = classify(
-                    status, payload, endpoint=template, method=method, request_id=request_id
-                )
-            if not failure.retryable:
-                raise failure
-            transient_attempts += 1
-            if transient_attempts >= self.config.max_attempts:
-                raise failure
-            if not self.retry_budget.on_failure():
-                self.observer.on_retry_budget_exhausted()
-                raise errors.RetryBudgetExhausted(
-                    f"{method} {template} failed ({failure}) and the retry budget is spent.",
-                    status=status,
-                    endpoint=template,
-                    method=method,
-                    request_id=request_id,
-                ) from failure
-            delay = pacing.full_jitter(
-                transient_attempts - 1,
-                base_s=self.config.backoff_base_s,
-                cap_s=self.config.backoff_cap_s,
-                rand=self._rand(),
+    def _check_throttled(self, call: _Call, attempt: _Attempt, throttled: int) -> None:
+        """Raise unless a throttled request may be tried again (the pause is already set)."""
+        wait = attempt.retry_after_s
+        if wait > self.config.max_retry_after_s:
+            self.observer.on_retry_after_too_long(call.template, wait)
+            raise errors.RetryAfterTooLong(
+                f"{call.method} {call.template} was rate limited with Retry-After {wait:.0f} s,"
+                f" above the configured maximum of {self.config.max_retry_after_s:.0f} s;"
+                " the request is abandoned.",
+                retry_after_s=wait,
+                **attempt.error_fields(call),
             )
-            reason = retry_reason(status, failure)
-            self.observer.on_retry(reason)
+        if throttled > self.config.max_throttled or not self.retry_budget.on_failure():
+            self.observer.on_retry_budget_exhausted()
+            raise errors.RateLimited(
+                f"{call.method} {call.template} stayed rate limited after {throttled} attempts.",
+                **attempt.error_fields(call),
+            )
+
+    async def _back_off(
+        self, call: _Call, attempt: _Attempt, failure: errors.ApiError, transient: int
+    ) -> None:
+        """Sleep before the next try of a retryable failure, or raise it."""
+        if not (failure.retryable and call.retry_safe) or transient >= self.config.max_attempts:
+            raise failure
+        if not self.retry_budget.on_failure():
+            self.observer.on_retry_budget_exhausted()
+            raise errors.RetryBudgetExhausted(
+                f"{call.method} {call.template} failed ({failure}) and the retry budget is spent.",
+                **attempt.error_fields(call),
+            ) from failure
+        delay = pacing.full_jitter(
+            transient - 1,
+            base_s=self.config.backoff_base_s,
+            cap_s=self.config.backoff_cap_s,
+            rand=self._rand(),
+        )
+        reason = retry_reason(attempt.status, failure)
+        self.observer.on_retry(reason)
+        log.info(
+            "%s %s failed (%s); retry %d in %.2f seconds.",
+            call.method,
+            call.template,
+            reason,
+            transient,
+            delay,
+        )
+        await self._sleep(delay)
+
+    async def _send_handling_auth(self, call: _Call) -> _Attempt:
+        """The auth flow: the granted token's bearer; on a 401, one refresh and one more try."""
+        refreshed = False
+        while True:
+            attempt = await self._send_paced(call)
+            if attempt.status != 401 or refreshed:
+                return attempt
+            # Expired or revoked token: one refresh, then one more try with the new one.
+            refreshed = True
+            source = self.pool.sources[attempt.lease.index]
             log.info(
-                "%s %s failed (%s); retry %d in %.2f seconds.",
-                method,
-                template,
-                reason,
-                transient_attempts,
-                delay,
+                "The API refused the token of %s (401); fetching a new one.", attempt.lease.label
             )
-            await self._sleep(delay)
+            await source.invalidate(attempt.generation)
+            self.observer.on_retry("401")
+
+    async def _send_paced(self, call: _Call) -> _Attempt:
+        """The pacing gate: wait for a slot, send with that token, feed the answer back (a
+        429 pauses the token for Retry-After + jitter), report the attempt."""
+        lease = await self.limiter.acquire(
+            call.priority, endpoint=call.template, token_index=call.token_index
+        )
+        try:
+            token, generation = await self.pool.sources[lease.index].token()
+            answer = await self._exchange(call, token)
+        except BaseException:
+            self.limiter.release(lease, status=0, headers=None)
+            raise
+        rate = pacing.parse_ratelimit_headers(answer.headers) if answer.status else None
+        self.limiter.release(lease, status=answer.status, headers=rate, t_recv=answer.finished)
+        retry_after = 0.0
+        if answer.status == 429:
+            header = answer.headers.get("Retry-After")
+            given = pacing.parse_retry_after(header, now_epoch=time.time())
+            retry_after = self.config.default_retry_after_s if given is None else given
+            jitter = pacing.retry_after_jitter(retry_after, rand=self._rand())
+            self.limiter.throttled(
+                lease, retry_after_s=retry_after, jitter_s=jitter, with_headers=rate is not None
+            )
+        self._event(
+            endpoint=call.template,
+            method=call.method,
+            status=answer.status,
+            duration_s=answer.finished - answer.started,
+            retry_after_s=retry_after if answer.status == 429 else None,
+            token=lease.label,
+            request_id=answer.request_id,
+        )
+        return _Attempt(
+            answer=answer,
+            lease=lease,
+            generation=generation,
+            retry_after_s=retry_after,
+            failure=self._failure(call, answer),
+        )
+
+    def _failure(self, call: _Call, answer: _Answer) -> errors.ApiError | None:
+        """The error an answer stands for, None for a usable 2xx."""
+        if answer.failure is not None:
+            return answer.failure
+        status = answer.status
+        if 200 <= status < 300:
+            if call.method == "GET" and answer.payload and not _is_json(answer.payload):
+                # A truncated or garbled read is worth another try (a write is not: it may
+                # have landed, and the version check handles the re-read).
+                return errors.MalformedResponse(
+                    f"{call.method} {call.template} answered {status} with a body that is not"
+                    " JSON.",
+                    status=status,
+                    endpoint=call.template,
+                    method=call.method,
+                    request_id=answer.request_id,
+                )
+            return None
+        return classify(
+            status,
+            answer.payload,
+            endpoint=call.template,
+            method=call.method,
+            request_id=answer.request_id,
+        )
+
+    async def _exchange(self, call: _Call, token: auth.Secret) -> _Answer:
+        """One HTTP exchange: a status and a body of at most ``max_response_bytes``, or a
+        ``TimeoutError_`` / ``ConnectionFailed`` (status 0) in ``failure``."""
+        headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
+        started = self._clock()
+        with _translated(call.method, call.template) as outcome:
+            async with self.session.request(
+                call.method,
+                call.url,
+                params=call.query or None,
+                data=call.body,
+                headers=headers,
+                timeout=self._timeout,
+            ) as resp:
+                payload = await read_capped(
+                    resp,
+                    limit=self.config.max_response_bytes,
+                    endpoint=call.template,
+                    method=call.method,
+                )
+                return _Answer(
+                    status=resp.status,
+                    payload=payload,
+                    headers=resp.headers,
+                    started=started,
+                    finished=self._clock(),
+                )
+        return _Answer(
+            status=0,
+            payload=b"",
+            headers=CIMultiDict(),
+            started=started,
+            finished=self._clock(),
+            failure=outcome.failure,
+        )
 
     async def download(self, url: str, *, endpoint: str = "downloadUrl") -> bytes:
         """GET a presigned URL: no Authorization header (the signature is the credential),
-        gzip accepted and decoded; transient failures retried with backoff."""
+        HTTPS only (loopback exempt), gzip decoded as it streams, at most
+        ``max_download_bytes`` decoded; transient failures retried with backoff."""
+        check_download_url(url, endpoint=endpoint)
         attempts = 0
         while True:
             status = 0
             payload = b""
-            failure: errors.ApiError | None = None
-            try:
+            with _translated("GET", endpoint, what="The download of a bulk result") as outcome:
                 async with self.session.get(
                     url,
                     headers={"Accept-Encoding": "gzip", "Accept": "application/json"},
                     timeout=self._timeout,
                 ) as resp:
-                    payload = await resp.read()
                     status = resp.status
-            except TimeoutError:
-                failure = errors.TimeoutError_(
-                    "The download of a bulk result timed out.", endpoint=endpoint, method="GET"
-                )
-            except (aiohttp.ClientError, OSError) as exc:
-                failure = errors.ConnectionFailed(
-                    f"The download of a bulk result failed ({type(exc).__name__}).",
-                    endpoint=endpoint,
-                    method="GET",
-                )
-            if 200 <= status < 300:
-                return payload
-            if failure is None:
-                if status in (403, 404):
-                    # An expired or unknown presigned link: the query must be repeated.
-                    failure = errors.ClientError(
-                        f"The download link answered {status} (expired or unknown).",
-                        status=status,
+                    if 200 <= status < 300:
+                        return await read_capped(
+                            resp,
+                            limit=self.config.max_download_bytes,
+                            endpoint=endpoint,
+                            method="GET",
+                            what=f"The download of the result of {endpoint}",
+                            gunzip=True,
+                        )
+                    payload = await read_capped(
+                        resp,
+                        limit=self.config.max_response_bytes,
                         endpoint=endpoint,
                         method="GET",
+                        what=f"The download of the result of {endpoint}",
                     )
-                else:
-                    failure = classify(
-                        status, payload, endpoint=endpoint, method="GET", request_id=""
-                    )
+            failure = outcome.failure or _download_failure(status, payload, endpoint)
             attempts += 1
             if not failure.retryable or attempts >= self.config.max_attempts:
                 raise failure
@@ -537,6 +586,220 @@ class Transport:
                     rand=self._rand(),
                 )
             )
+
+
+# --- the values passed between the layers ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Call:
+    """One API request as the caller asked for it."""
+
+    method: str
+    template: str
+    url: str = field(repr=False)
+    query: list[tuple[str, str]]
+    body: bytes | None = field(repr=False)
+    priority: int
+    token_index: int | None = None  # pinned to one token of the pool
+
+    @property
+    def retry_safe(self) -> bool:
+        # Only a read is tried again after a failure: a write that timed out, was cut off or
+        # answered 5xx may have landed; the engine re-reads the object and decides. (A 429 or
+        # a 401 refused the write before it ran: those are retried for every method.)
+        return self.method in ("GET", "HEAD")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Answer:
+    """What one HTTP exchange produced (status 0 and a ``failure`` when no answer came)."""
+
+    status: int
+    payload: bytes = field(repr=False)
+    headers: CIMultiDictProxy[str] | CIMultiDict[str] = field(repr=False)
+    started: float
+    finished: float
+    failure: errors.ApiError | None = None
+
+    @property
+    def request_id(self) -> str:
+        return self.headers.get(CORRELATION_HEADER, "") if self.status else ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Attempt:
+    """One paced, authenticated try: its answer, the slot it used, and what it means."""
+
+    answer: _Answer
+    lease: limiter.Lease
+    generation: int
+    retry_after_s: float  # the pause a 429 set (0 otherwise)
+    failure: errors.ApiError | None
+
+    @property
+    def status(self) -> int:
+        return self.answer.status
+
+    def response(self, call: _Call) -> Response:
+        a = self.answer
+        return Response(a.status, a.payload, a.headers, a.request_id, call.template, call.method)
+
+    def error_fields(self, call: _Call) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "endpoint": call.template,
+            "method": call.method,
+            "request_id": self.answer.request_id,
+        }
+
+
+# --- helpers of the exchange -------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """Where ``_translated`` leaves the error an exchange ended with."""
+
+    failure: errors.ApiError | None = None
+
+
+@contextlib.contextmanager
+def _translated(method: str, endpoint: str, *, what: str = "") -> Iterator[_Outcome]:
+    """Translate aiohttp, asyncio-timeout and OS errors of one exchange (httpcore's
+    ``map_exceptions``): the block's failure lands in the yielded ``_Outcome``."""
+    outcome = _Outcome()
+    subject = what or f"{method} {endpoint}"
+    try:
+        yield outcome
+    except TimeoutError:
+        outcome.failure = errors.TimeoutError_(
+            f"{subject} got no answer within the timeout.", endpoint=endpoint, method=method
+        )
+    except (aiohttp.ClientError, OSError) as exc:
+        outcome.failure = errors.ConnectionFailed(
+            f"{subject} failed to connect or was cut off ({type(exc).__name__}).",
+            endpoint=endpoint,
+            method=method,
+        )
+
+
+GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK = 1 << 16
+
+
+async def read_capped(
+    resp: aiohttp.ClientResponse,
+    *,
+    limit: int,
+    endpoint: str,
+    method: str,
+    what: str = "",
+    gunzip: bool = False,
+) -> bytes:
+    """The body of ``resp``, read as it streams, refused beyond ``limit`` bytes (decoded).
+
+    aiohttp decodes a ``Content-Encoding: gzip`` body on the way; with ``gunzip`` a body that
+    is gzip itself (magic bytes, no Content-Encoding, as object stores serve ``.gz``) is
+    decoded here, chunk by chunk, so a small compressed answer cannot inflate past the cap.
+    """
+    subject = what or f"{method} {endpoint}"
+
+    def too_large() -> errors.ServerError:
+        return errors.ServerError(
+            f"{subject} answered more than {limit} bytes; the answer is refused"
+            " (the transport's size cap).",
+            status=resp.status,
+            endpoint=endpoint,
+            method=method,
+        )
+
+    if resp.content_length is not None and resp.content_length > limit:
+        raise too_large()
+    body = _CappedBody(limit, gunzip=gunzip)
+    async for chunk in resp.content.iter_chunked(_CHUNK):
+        if not body.feed(chunk):
+            raise too_large()
+    if not body.complete:
+        raise errors.MalformedResponse(
+            f"{subject} ended inside its gzip stream.",
+            status=resp.status,
+            endpoint=endpoint,
+            method=method,
+        )
+    return body.value()
+
+
+class _CappedBody:
+    """A body gathered chunk by chunk up to ``limit`` bytes, gunzipped on the way if asked
+    and the first bytes are gzip's magic."""
+
+    def __init__(self, limit: int, *, gunzip: bool) -> None:
+        self.limit = limit
+        self._sniffing = gunzip  # still waiting for enough bytes to see the magic
+        self._pending = b""
+        self._decoder: Any = None  # zlib's decompress object (it has no public type)
+        self._parts: list[bytes] = []
+        self._size = 0
+
+    def feed(self, data: bytes) -> bool:
+        """Take one chunk; False once the decoded body is over the limit."""
+        if self._sniffing:
+            self._pending += data
+            if len(self._pending) < len(GZIP_MAGIC):
+                return True
+            data, self._pending, self._sniffing = self._pending, b"", False
+            if data.startswith(GZIP_MAGIC):
+                self._decoder = zlib.decompressobj(wbits=31)
+        if self._decoder is not None:
+            # At most one byte past the cap is inflated: a bomb stops here, not in memory.
+            data = self._decoder.decompress(data, self.limit - self._size + 1)
+        self._size += len(data)
+        self._parts.append(data)
+        return self._size <= self.limit
+
+    @property
+    def complete(self) -> bool:
+        return self._decoder is None or bool(self._decoder.eof)
+
+    def value(self) -> bytes:
+        return b"".join([*self._parts, self._pending])
+
+
+def check_download_url(url: str, *, endpoint: str) -> None:
+    """A presigned link is a credential: only over HTTPS (a loopback simulator excepted)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        parts, host = None, ""
+    if (
+        parts is not None
+        and host
+        and (parts.scheme == "https" or (parts.scheme == "http" and regions.is_loopback(host)))
+    ):
+        return
+    raise errors.ServerError(
+        f"The downloadUrl answered by {endpoint} is not an https:// URL (host {host or '?'!r});"
+        " a bulk result is never fetched in clear text, nor from a link without a host.",
+        endpoint=endpoint,
+        method="GET",
+    )
+
+
+def _download_failure(status: int, payload: bytes, endpoint: str) -> errors.ApiError:
+    if status in (403, 404):
+        # An expired or unknown presigned link: the query must be repeated.
+        return errors.ClientError(
+            f"The download link answered {status} (expired or unknown).",
+            status=status,
+            endpoint=endpoint,
+            method="GET",
+        )
+    return classify(status, payload, endpoint=endpoint, method="GET", request_id="")
+
+
+# --- the notification channel's socket ---------------------------------------------
 
 
 class Socket:
@@ -586,20 +849,10 @@ class Socket:
             await self._ws.close()
 
 
-def _is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 async def open_socket(transport: Transport, url: str, *, endpoint: str = "connectUri") -> Socket:
     """Connect a WebSocket on the transport's session (TLS verified, like every call); the URL
     must be ``wss://`` unless its host is loopback (the simulator)."""
-    if not url.startswith("wss://") and not _is_loopback(url):
+    if not url.startswith("wss://") and not regions.is_loopback(urlsplit(url).hostname or ""):
         raise errors.ClientError(
             "A notification channel's connectUri must use wss:// (got another scheme).",
             endpoint=endpoint,

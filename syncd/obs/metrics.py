@@ -19,6 +19,7 @@ raise into a caller: an observer that fails would turn a metric into an outage.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib.metadata
 import re
@@ -26,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
+import orjson
 from aiohttp import web
 from prometheus_client import (
     CollectorRegistry,
@@ -38,12 +40,16 @@ from prometheus_client import (
 )
 from prometheus_client.metrics_core import Metric
 
+from syncd.obs import statuspage
+
 __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_RETRY_REASONS",
     "DEFAULT_WRITE_OUTCOMES",
+    "FORECAST_WINDOWS",
     "Metrics",
     "RequestEvent",
+    "StatusSource",
     "make_app",
     "start_server",
 ]
@@ -55,6 +61,11 @@ DEFAULT_WRITE_OUTCOMES: tuple[str, ...] = ("applied", "failed", "conflict", "sup
 # answered with a fresh token); pre-created so "Retries by reason" reads 0, not absent, before
 # the first retry. Other reasons (a 5xx status, an exception name) appear when they happen.
 DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
+# The capacity forecast's summary windows: the next 2 hours, and the whole horizon.
+FORECAST_WINDOWS: tuple[str, ...] = ("2h", "horizon")
+# API spend on the status page: requests sent in this trailing window, against the quota.
+SPEND_WINDOW_S = 60.0
+
 
 # Buckets sized for what each histogram measures (Genesys answers in tens to hundreds of ms;
 # Retry-After is whole seconds, usually under a minute; the limiter waits up to a pause).
@@ -87,6 +98,13 @@ class RequestEvent(Protocol):
     def token(self) -> str: ...
     @property
     def request_id(self) -> str: ...
+
+
+class StatusSource(Protocol):
+    """What serves the status page's data (``engine.status.Board``): plain JSON-able data;
+    ``ValueError`` for a bad query (answered 400 with its message)."""
+
+    def status(self, query: Mapping[str, str]) -> dict[str, Any]: ...
 
 
 def endpoint_label(endpoint: str) -> str:
@@ -291,6 +309,39 @@ class Metrics:
             ["business_unit"],
             registry=r,
         )
+        # Safety (issue 9): held line counts, suspicious drops, unknown health, config problems.
+        self.staffing_age = Gauge(
+            "syncd_staffing_data_age_seconds",
+            "Seconds since the schedules of every business unit were last read successfully"
+            " (since start when one never was); line counts are held while they cannot be read.",
+            registry=r,
+        )
+        self.group_held = Gauge(
+            "syncd_group_lines_held",
+            "1 while the group's line counts are held at their last values (staffing data"
+            " missing or stale, or a configuration problem), else 0.",
+            ["group"],
+            registry=r,
+        )
+        self.drops = Counter(
+            "syncd_line_drops_total",
+            "Plans lowering a group's lines by more than max_drop_share in one step: held, then"
+            " confirmed (written) or withdrawn by the re-read of their inputs.",
+            ["group", "outcome"],
+            registry=r,
+        )
+        self.health_unknown = Gauge(
+            "syncd_trunk_health_unknown_polls",
+            "Consecutive health polls that did not list the trunk (unknown, not failed).",
+            ["group", "trunk"],
+            registry=r,
+        )
+        self.config_problems = Gauge(
+            "syncd_config_problems",
+            "Configured objects the org does not have (business units, management units,"
+            " trunk bases, routes, campaigns).",
+            registry=r,
+        )
         self.last_reconcile_ok = Gauge(
             "syncd_last_successful_reconcile_timestamp_seconds",
             "Unix time of the end of the last successful reconcile (0 = none yet).",
@@ -369,6 +420,62 @@ class Metrics:
             registry=r,
         )
 
+        # High availability (docs/ha.md): created when a coordination backend is configured, so
+        # a single embedded process exposes none of them and no HA alert can fire for it.
+        self.coordination_up = Gauge(
+            "syncd_coordination_up",
+            "1 while the coordination backend (Redis) answers, 0 while it cannot be reached.",
+            ["backend"],
+            registry=r,
+        )
+        self.leader = Gauge(
+            "syncd_leader",
+            "1 while this replica holds the leader lease (it alone writes), else 0.",
+            ["backend"],
+            registry=r,
+        )
+        self.lease_epoch = Gauge(
+            "syncd_lease_epoch",
+            "The fencing epoch of the lease this replica holds, or the latest it has seen.",
+            ["backend"],
+            registry=r,
+        )
+        self.leader_changes = Counter(
+            "syncd_leader_changes_total",
+            'Leadership changes of this replica ("acquired" or "lost").',
+            ["change"],
+            registry=r,
+        )
+        self.coordination_errors = Counter(
+            "syncd_coordination_errors_total",
+            "Operations on the coordination backend that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.shared_budget_wait = Counter(
+            "syncd_shared_budget_wait_seconds_total",
+            "Time requests waited for the API budget shared with the other replicas.",
+            registry=r,
+        )
+        self.forecast_shortfall = Gauge(
+            "syncd_forecast_shortfall_max_lines",
+            "Largest capacity shortfall the forecast expects for the group within the window"
+            ' ("2h": the next two hours, "horizon": the schedule horizon), with today\'s trunk'
+            " health held constant.",
+            ["group", "window"],
+            registry=r,
+        )
+        self.forecast_shortfall_start = Gauge(
+            "syncd_forecast_shortfall_start_timestamp_seconds",
+            "Unix time the interval with that largest expected shortfall starts (0 = none).",
+            ["group", "window"],
+            registry=r,
+        )
+        self.forecast_computed = Gauge(
+            "syncd_forecast_computed_timestamp_seconds",
+            "Unix time of the last forecast recomputation (schedules, health or config changed).",
+            registry=r,
+        )
         self.build_info = Gauge(
             "syncd_build_info",
             "Always 1; the version label says which syncd is running.",
@@ -393,6 +500,9 @@ class Metrics:
         self._bus: tuple[str, ...] = ()
         self._tokens: tuple[str, ...] = ()
         self._kinds: tuple[str, ...] = ()
+        self._quota = 0.0
+        self._sent: dict[str, collections.deque[float]] = {}
+        self.status_source: StatusSource | None = None
 
     # ------------------------------------------------------------------ configuration
     def configure(
@@ -425,12 +535,17 @@ class Metrics:
                     self.capacity_shortfall,
                     self.staffed_fte,
                     self.desired_lines,
+                    self.group_held,
                 ):
                     _remove(gauge, group)
+                for window in FORECAST_WINDOWS:
+                    _remove(self.forecast_shortfall, group, window)
+                    _remove(self.forecast_shortfall_start, group, window)
             for trunk in trunks:
                 if kept is None or trunk not in kept:
                     _remove(self.trunk_healthy, group, trunk)
                     _remove(self.allocated_lines, group, trunk)
+                    _remove(self.health_unknown, group, trunk)
         for bu in set(self._bus) - set(business_units):
             _remove(self.snapshot_age, bu)
         new_tokens = tuple(token_label(t) for t in tokens)
@@ -450,7 +565,12 @@ class Metrics:
             self.capacity_shortfall.labels(group)
             self.staffed_fte.labels(group)
             self.desired_lines.labels(group)
+            self.group_held.labels(group)
+            for window in FORECAST_WINDOWS:
+                self.forecast_shortfall.labels(group, window)
+                self.forecast_shortfall_start.labels(group, window)
             for trunk in trunks:
+                self.health_unknown.labels(group, trunk)
                 self.failover_events.labels(group, trunk)
                 self.allocated_lines.labels(group, trunk)
                 # Unknown health reads as healthy until the first poll says otherwise: a
@@ -482,6 +602,7 @@ class Metrics:
         for reason in channel_reasons:
             self.channel_opens.labels(reason)
         self.api_retry_after_max.set(max_retry_after_s)
+        self._quota = quota_per_minute
 
     # ------------------------------------------------------------------ HTTP client observers
     def on_request(self, event: Any) -> None:
@@ -490,7 +611,11 @@ class Metrics:
         method = str(event.method).upper()
         status = int(event.status)
         self.api_requests.labels(ep, method, _code_label(status)).inc()
-        self.api_token_requests.labels(token_label(str(event.token))).inc()
+        token = token_label(str(event.token))
+        self.api_token_requests.labels(token).inc()
+        sent = self._sent.setdefault(token, collections.deque())
+        sent.append(time.time())
+        _trim(sent, sent[-1] - SPEND_WINDOW_S)
         self.api_duration.labels(ep, method).observe(max(0.0, float(event.duration_s)))
         if status == 429:
             self.api_rate_limited.labels(ep).inc()
@@ -580,6 +705,22 @@ class Metrics:
         """Age of the schedule snapshot the planner used for business unit ``bu``."""
         self.snapshot_age.labels(bu).set(max(0.0, seconds))
 
+    def set_staffing_age(self, seconds: float) -> None:
+        self.staffing_age.set(max(0.0, seconds))
+
+    def set_group_held(self, group: str, held: bool) -> None:
+        self.group_held.labels(group).set(1 if held else 0)
+
+    def observe_drop(self, group: str, outcome: str) -> None:
+        """A suspicious drop was ``held``, ``confirmed`` (written) or ``withdrawn``."""
+        self.drops.labels(group, outcome).inc()
+
+    def set_health_unknown(self, group: str, trunk: str, polls: int) -> None:
+        self.health_unknown.labels(group, trunk).set(polls)
+
+    def set_config_problems(self, count: int) -> None:
+        self.config_problems.set(count)
+
     def observe_reload(self, ok: bool, now: float) -> None:
         """A configuration reload at ``now`` (Unix time) succeeded or was refused."""
         self.reload_ok.set(1 if ok else 0)
@@ -624,6 +765,62 @@ class Metrics:
         """A notification's change was reconciled ``seconds`` after it arrived."""
         self.push_reaction.observe(max(0.0, seconds))
 
+    # ------------------------------------------------------------------ coordination
+    def set_coordination(self, *, up: bool, leader: bool, epoch: int) -> None:
+        """The replica's view of the lease after each attempt (engine/coordination.py)."""
+        self.coordination_up.labels("redis").set(1 if up else 0)
+        self.leader.labels("redis").set(1 if leader else 0)
+        self.lease_epoch.labels("redis").set(epoch)
+
+    def on_coordination_error(self, operation: str) -> None:
+        self.coordination_errors.labels(operation).inc()
+
+    def on_leadership(self, acquired: bool) -> None:
+        self.leader_changes.labels("acquired" if acquired else "lost").inc()
+        self.leader.labels("redis").set(1 if acquired else 0)
+
+    def on_shared_budget_wait(self, seconds: float) -> None:
+        self.shared_budget_wait.inc(max(0.0, seconds))
+
+    # ------------------------------------------------------------------ forecast
+    def observe_forecast(self, group: str, window: str, shortfall: int, starts_at: float) -> None:
+        """The forecast's largest shortfall for ``group`` within ``window`` (one of
+        ``FORECAST_WINDOWS``) and the Unix time it starts (0 when there is none)."""
+        self.forecast_shortfall.labels(group, window).set(shortfall)
+        self.forecast_shortfall_start.labels(group, window).set(starts_at)
+
+    def observe_forecast_computed(self, now: float) -> None:
+        """The forecast was recomputed at ``now`` (Unix time)."""
+        self.forecast_computed.set(now)
+
+    # ------------------------------------------------------------------ status page
+    def set_status_source(self, source: StatusSource | None) -> None:
+        """Serve ``GET /`` and ``GET /status.json`` from ``source`` (503 while None)."""
+        self.status_source = source
+
+    def api_spend(self, now: float | None = None) -> dict[str, Any]:
+        """Requests sent per token in the last ``SPEND_WINDOW_S`` against the quota."""
+        now = time.time() if now is None else now
+        tokens = []
+        for token in sorted({*self._tokens, *self._sent}):
+            sent = self._sent.get(token)
+            if sent is not None:
+                _trim(sent, now - SPEND_WINDOW_S)
+            tokens.append(
+                {"token": token, "requests": len(sent or ()), "quota_per_minute": self._quota}
+            )
+        return {"window_s": SPEND_WINDOW_S, "tokens": tokens}
+
+    def status_document(self, query: Mapping[str, str]) -> dict[str, Any] | None:
+        """The status source's document with the API spend added; None while there is none.
+        ``ValueError`` for a bad query."""
+        source = self.status_source
+        if source is None:
+            return None
+        doc = source.status(query)
+        doc["api"] = self.api_spend()
+        return doc
+
     # ------------------------------------------------------------------ exposition
     def render(self) -> bytes:
         """The Prometheus text exposition (format 0.0.4) of this registry.
@@ -659,27 +856,69 @@ def _children_1(metric: Gauge) -> set[str]:
     return {labels[0] for labels in _children(metric)}
 
 
+def _trim(sent: collections.deque[float], before: float) -> None:
+    while sent and sent[0] < before:
+        sent.popleft()
+
+
 def _remove(metric: Gauge, *labels: str) -> None:
     if tuple(labels) in _children(metric):
         metric.remove(*labels)
 
 
 def make_app(metrics: Metrics) -> web.Application:
-    """An aiohttp application serving ``GET /metrics`` from ``metrics``."""
+    """An aiohttp application serving ``GET /metrics`` from ``metrics``, and the status page:
+    ``GET /`` (HTML) and ``GET /status.json`` from its status source."""
 
     async def handle(request: web.Request) -> web.Response:
         del request
         return web.Response(body=metrics.render(), headers={"Content-Type": metrics.content_type})
 
+    def document(request: web.Request) -> dict[str, Any] | web.Response:
+        try:
+            doc = metrics.status_document(request.query)
+        except ValueError as exc:
+            return web.Response(status=400, text=f"{exc}\n")
+        if doc is None:
+            return web.Response(
+                status=503, text="syncd is starting: no status yet\n", headers=_NO_STORE
+            )
+        return doc
+
+    async def status_json(request: web.Request) -> web.Response:
+        doc = document(request)
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(
+            body=orjson.dumps(doc), content_type="application/json", headers=_NO_STORE
+        )
+
+    async def status_html(request: web.Request) -> web.Response:
+        doc = document(request)
+        if isinstance(doc, web.Response):
+            return doc
+        return web.Response(
+            text=statuspage.render(doc),
+            content_type="text/html",
+            charset="utf-8",
+            headers=_NO_STORE,
+        )
+
     app = web.Application()
     app.router.add_get("/metrics", handle)
+    app.router.add_get("/status.json", status_json)
+    app.router.add_get("/", status_html)
     return app
+
+
+_NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def start_server(
     metrics: Metrics, host: str = "127.0.0.1", port: int = DEFAULT_PORT
 ) -> web.AppRunner:
-    """Serve ``/metrics`` on ``host:port``; the caller owns the runner (``await runner.cleanup()``).
+    """Serve ``/metrics`` and the status page on ``host:port``; the caller owns the runner
+    (``await runner.cleanup()``).
 
     Loopback by default: the exposition is not secret, but nothing outside the host needs it
     unless the operator says so (a Prometheus on another host: bind 0.0.0.0 behind a firewall).

@@ -62,7 +62,14 @@ def route_template(request: web.Request) -> str:
 
 
 class _ConnectionResetError(Exception):
-    """The fault injector closed the connection; there is no response to record."""
+    """The fault injector closed the connection; the client gets no response.
+
+    ``status`` is what the server did before dropping it (0: nothing; a lost answer records
+    the status of the write it applied, so the request log says the write landed)."""
+
+    def __init__(self, status: int = 0) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 @web.middleware
@@ -85,11 +92,12 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
         response.headers["ININ-Correlation-Id"] = cid
         status = response.status
         return response
-    except _ConnectionResetError:
+    except _ConnectionResetError as exc:
         # Nothing is sent: the client sees the connection drop (ServerDisconnectedError).
+        status = exc.status
         raise asyncio.CancelledError from None
     finally:
-        sim.record(request.method, route, path, status, request.get(TOKEN_KEY))
+        sim.record(request.method, route, path, status, request.get(TOKEN_KEY), cid)
 
 
 async def _call(handler: Handler, request: web.Request, cid: str) -> web.StreamResponse:
@@ -140,7 +148,8 @@ async def _api(sim: Sim, request: web.Request, handler: Handler, cid: str) -> we
         )
         response.headers["Retry-After"] = str(decision.retry_after)
     else:
-        response = await _faulted(sim, request, handler, cid)
+        async with sim.hold.parked(request.method, request.path):
+            response = await _faulted(sim, request, handler, cid)
     if sim.rate.headers:
         _ratelimit_headers(response, decision.count, decision.allowed, decision.reset)
     return response
@@ -153,9 +162,7 @@ async def _faulted(
     if plan.delay_s > 0:
         await asyncio.sleep(plan.delay_s)
     if plan.action == "reset":
-        transport = request.transport
-        if transport is not None:
-            transport.abort()
+        _drop(request)
         raise _ConnectionResetError
     if plan.action == "timeout_504":
         code, message = STATUS_TEXT[504]
@@ -172,12 +179,21 @@ async def _faulted(
             cid,
         )
     response = await _call(handler, request, cid)
+    if plan.action == "lost_answer":
+        _drop(request)  # the write is done; its answer never leaves
+        raise _ConnectionResetError(response.status)
     if plan.malformed and response.status == 200 and isinstance(response, web.Response):
         body = response.body
         if isinstance(body, bytes) and len(body) > 1:
             # A truncated but complete HTTP message: the JSON itself is broken.
             response.body = body[: len(body) // 2]
     return response
+
+
+def _drop(request: web.Request) -> None:
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
 
 
 # --- OAuth ------------------------------------------------------------------------------

@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="above this many agents, schedule query/search answer with a downloadUrl",
     )
     parser.add_argument(
+        "--ratelimit-per",
+        choices=("token", "client"),
+        default="token",
+        help="whose budget the quota is: each token's, or each OAuth client's (shared)",
+    )
+    parser.add_argument(
         "--no-ratelimit-headers", action="store_true", help="do not send inin-ratelimit-* headers"
     )
     return parser
@@ -61,6 +67,7 @@ async def _run(args: argparse.Namespace) -> int:
         quota=args.quota,
         window_s=args.window,
         ratelimit_headers=not args.no_ratelimit_headers,
+        ratelimit_per=args.ratelimit_per,
         inline_max_agents=args.inline_max_agents,
     )
     stop = asyncio.Event()

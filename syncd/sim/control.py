@@ -1,12 +1,11 @@
 """The /_sim/ control API: drive and inspect the simulator over HTTP (not part of Genesys).
 
 Role: thin JSON wrappers around the operations of the in-process `Sim` object (state dump,
-request log, counters, trunk fail/recover, schedule publish, a person's edit, faults, rate-limit
-settings, the notification service's lifecycle faults), for tests and demos running the
-simulator in another process. No authentication, not counted against any token. It must not
-contain simulation logic of its own (that lives in state.py and notifications.py, so
-in-process callers get exactly the same behaviour) and must not import the rest
-of syncd.
+request log, counters, trunk fail/recover, schedule publish, a person's edit, faults, the hold,
+rate-limit settings, the notification service's lifecycle faults), for tests and demos running
+the simulator in another process. No authentication, not counted against any token. It must not
+contain simulation logic of its own (that lives in state.py and notifications.py, so in-process
+callers get exactly the same behaviour) and must not import the rest of syncd.
 """
 
 from __future__ import annotations
@@ -135,6 +134,29 @@ async def clear_faults(request: web.Request) -> web.StreamResponse:
     return json_response({"faults": None})
 
 
+async def set_hold(request: web.Request) -> web.StreamResponse:
+    return json_response(get_sim(request).set_hold(await _body(request)))
+
+
+async def get_hold(request: web.Request) -> web.StreamResponse:
+    """``?atLeast=N[&timeout=S]`` waits (default 10 s) until N requests are parked; 408 if not."""
+    sim = get_sim(request)
+    raw = request.query.get("atLeast")
+    if raw is not None:
+        timeout = request.query.get("timeout", "10")
+        try:
+            count, timeout_s = int(raw), float(timeout)
+        except ValueError:
+            raise SimError(400, "atLeast must be an integer and timeout a number") from None
+        if not await sim.hold.wait_held(count, timeout_s):
+            raise SimError(408, f"fewer than {count} requests were parked after {timeout_s} s")
+    return json_response(sim.hold.to_json())
+
+
+async def release_hold(request: web.Request) -> web.StreamResponse:
+    return json_response(await get_sim(request).release_hold())
+
+
 async def set_ratelimit(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
     unknown = set(body) - {"model", "quota", "window_s", "headers"}
@@ -234,6 +256,9 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", "/_sim/faults", get_faults),
         ("POST", "/_sim/faults", set_faults),
         ("DELETE", "/_sim/faults", clear_faults),
+        ("GET", "/_sim/hold", get_hold),
+        ("POST", "/_sim/hold", set_hold),
+        ("DELETE", "/_sim/hold", release_hold),
         ("GET", "/_sim/ratelimit", get_ratelimit),
         ("POST", "/_sim/ratelimit", set_ratelimit),
         ("POST", "/_sim/tokens/expire", expire_tokens),

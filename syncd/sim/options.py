@@ -35,6 +35,9 @@ class SimOptions:
     quota: int = 300
     window_s: float = 60.0
     ratelimit_headers: bool = True
+    # Whose budget the quota is: each access token's (the documented per-token limit) or each
+    # OAuth client's, shared by every token it issued (replicas of one client, docs/ha.md).
+    ratelimit_per: Literal["token", "client"] = "token"
     # Above this many agents a schedule query/search answers with a downloadUrl, like the real
     # service does for "too large to pass directly" results (the real threshold is unpublished).
     inline_max_agents: int = 500
@@ -49,5 +52,9 @@ class SimOptions:
             raise ValueError(f"unknown rate model {self.rate_model!r}; use one of {RATE_MODELS}")
         if self.quota < 1 or self.window_s <= 0:
             raise ValueError("quota must be >= 1 and window_s > 0")
+        if self.ratelimit_per not in ("token", "client"):
+            raise ValueError(
+                f"ratelimit_per must be 'token' or 'client', not {self.ratelimit_per!r}"
+            )
         if self.token_ttl_s < 1:
             raise ValueError("token_ttl_s must be >= 1")

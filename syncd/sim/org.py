@@ -338,6 +338,10 @@ def byoc_template_properties() -> JSON:
         "trunk_transport_sipDscpValue": _prop("integer", 24, 24),
         "trunk_sip_termination_uri": _prop("string", None, None),
         "trunk_sip_conversationHeader": _prop("string", None, None),
+        # Digest credentials towards the carrier: values syncd must never log, audit or show.
+        "trunk_sip_authentication_credentials_realm": _prop("string", None, None),
+        "trunk_sip_authentication_credentials_username": _prop("string", None, None),
+        "trunk_sip_authentication_credentials_password": _prop("string", None, None),
         "trunk_access_acl_allowList": _prop("array", [], [], items=strings, uniqueItems=True),
         "trunk_access_acl_denyList": _prop("array", [], [], items=strings, uniqueItems=True),
         "trunk_outboundIdentity_callingAddress": _prop("string", None, None),
@@ -561,6 +565,12 @@ def _gen_telephony(org: Org, spec: OrgSize, ids: _Ids) -> None:
         )
         props["trunk_outboundIdentity_callingName"]["value"]["instance"] = org.org_name[:15]
         props["trunk_maxCallRate"]["value"]["instance"] = f"{20 + 10 * (t % 5)}/5s"
+        creds = "trunk_sip_authentication_credentials_"
+        props[creds + "realm"]["value"]["instance"] = f"{slug}.example.net"
+        props[creds + "username"]["value"]["instance"] = f"pop{t + 1:03d}"
+        # Derived from the ids, not drawn from the RNG: adding it changed no generated id.
+        secret = hashlib.sha256(f"sip-password:{org.seed}:{tb_id}".encode()).hexdigest()[:24]
+        props[creds + "password"]["value"]["instance"] = secret
         created = CREATED + timedelta(hours=t)
         org.trunk_bases[tb_id] = {
             "id": tb_id,

@@ -28,6 +28,7 @@ class RunningSim:
     runner: web.AppRunner
 
     async def close(self) -> None:
+        await self.sim.release_hold()  # parked requests would keep the shutdown waiting
         await self.runner.cleanup()
 
 

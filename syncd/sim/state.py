@@ -23,7 +23,7 @@ from typing import Any
 
 from syncd.sim import org as orgmod
 from syncd.sim import wfm
-from syncd.sim.faults import FaultConfig, Faults
+from syncd.sim.faults import FaultConfig, Faults, Hold, HoldConfig
 from syncd.sim.options import RATE_MODELS, RateModelName, SimOptions
 from syncd.sim.org import JSON, Org, iso_ms, iso_s
 from syncd.sim.ratelimit import Decision, RateModel, make_model
@@ -65,6 +65,7 @@ class LogEntry:
     path: str
     status: int
     token: str | None
+    request_id: str = ""  # the ININ-Correlation-Id it answered with
 
     def to_json(self) -> JSON:
         return {
@@ -75,6 +76,7 @@ class LogEntry:
             "path": self.path,
             "status": self.status,
             "token": self.token,
+            "request_id": self.request_id,
         }
 
 
@@ -128,6 +130,7 @@ class Sim:
         self.counters = Counters()
         self.log: deque[LogEntry] = deque(maxlen=options.request_log_size)
         self.faults = Faults(org.seed)
+        self.hold = Hold()
         self.blobs: dict[str, Blob] = {}
         self.uploads: dict[str, tuple[str, str, str]] = {}  # key -> (bu id, schedule id, blob key)
         self._sign_key = secrets.token_bytes(16)
@@ -179,10 +182,14 @@ class Sim:
     # --- rate limit ---------------------------------------------------------------------
 
     def hit(self, token: str) -> Decision:
-        limiter = self.limiters.get(token)
+        key = token
+        if self.options.ratelimit_per == "client":
+            record = self.tokens.get(token)
+            key = record.client_id if record is not None else token
+        limiter = self.limiters.get(key)
         if limiter is None:
             limiter = make_model(self.rate.model, self.rate.quota, self.rate.window_s)
-            self.limiters[token] = limiter
+            self.limiters[key] = limiter
         return limiter.hit(self.clock())
 
     def set_ratelimit(
@@ -221,7 +228,15 @@ class Sim:
 
     # --- counters and log ---------------------------------------------------------------
 
-    def record(self, method: str, route: str, path: str, status: int, token: str | None) -> None:
+    def record(
+        self,
+        method: str,
+        route: str,
+        path: str,
+        status: int,
+        token: str | None,
+        request_id: str = "",
+    ) -> None:
         fp = fingerprint(token) if token else None
         self.counters.by_route[(route, method, status)] += 1
         self.counters.total += 1
@@ -232,7 +247,9 @@ class Sim:
             per["requests"] += 1
             if status == 429:
                 per["429"] += 1
-        self.log.append(LogEntry(self.clock(), iso_ms(self.now()), method, route, path, status, fp))
+        self.log.append(
+            LogEntry(self.clock(), iso_ms(self.now()), method, route, path, status, fp, request_id)
+        )
 
     def counters_json(self) -> JSON:
         c = self.counters
@@ -282,6 +299,23 @@ class Sim:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    # --- the hold (park requests until released) ------------------------------------------
+
+    def set_hold(self, settings: dict[str, Any] | HoldConfig) -> JSON:
+        """Park every matching /api/v2 request before it is handled, until ``release_hold``."""
+        try:
+            config = (
+                settings if isinstance(settings, HoldConfig) else HoldConfig.from_json(settings)
+            )
+        except ValueError as exc:
+            raise SimError(400, str(exc)) from exc
+        self.hold.set(config)
+        return self.hold.to_json()
+
+    async def release_hold(self) -> JSON:
+        """Stop holding; parked requests are handled (a parked write lands) before this returns."""
+        return {"released": await self.hold.release(), "hold": None}
 
     # --- presigned blobs ----------------------------------------------------------------
 

@@ -63,15 +63,22 @@ def status(
     )
 
 
-def test_observe_all_marks_missing_and_unhealthy_bases_failed() -> None:
-    states = health.observe_all(
-        {},
-        [status("a"), status("b", connected=False), status("c", options=(False, False))],
-        ["a", "b", "c", "d"],
-        now=100,
-        hold_down_s=60,
-    )
-    assert {k: v.state for k, v in states.items()} == {"a": H, "b": F, "c": F, "d": F}
+def test_observe_all_fails_observed_bad_bases_only() -> None:
+    polled = [status("a"), status("b", connected=False), status("c", options=(False, False))]
+    states = health.observe_all({}, polled, ["a", "b", "c", "d"], now=100, hold_down_s=60)
+    # d is not in the listing: unknown, not failed (no failover, no failover event).
+    assert {k: v.state for k, v in states.items()} == {"a": H, "b": F, "c": F, "d": H}
+    assert states["d"].failovers == 0
+    assert health.unobserved(polled, ["a", "b", "c", "d"]) == ("d",)
+
+
+def test_an_unknown_poll_neither_fails_nor_recovers_a_trunk() -> None:
+    failed = health.observe_all({}, [status("a", connected=False)], ["a"], now=0, hold_down_s=60)
+    good = health.observe_all(failed, [status("a")], ["a"], now=10, hold_down_s=60)
+    # Missing from the next listings: the hold-down does not run on unknown, nothing flips.
+    later = health.observe_all(good, [], ["a"], now=500, hold_down_s=60)
+    assert later == good
+    assert later["a"].state is F
 
 
 def test_one_answering_sip_server_is_enough() -> None:

@@ -20,6 +20,7 @@ CODES = (
 )
 TRUNKS_A = ("a1", "a2", "a3")
 TRUNKS_B = ("b1", "b2")
+MANAGED, ORDER_ONLY = planner.RouteMembership.MANAGED, planner.RouteMembership.ORDER_ONLY
 
 
 def group(
@@ -33,8 +34,8 @@ def group(
             planner.CampaignSpec(id=f"c-{name}2", weight=1.0),
         ),
         "routes": (
-            planner.RouteSpec(site_id="s1", id="r-shared"),
-            planner.RouteSpec(site_id="s1", id=f"r-{name}"),
+            planner.RouteSpec(site_id="s1", id="r-shared", trunks=MANAGED),
+            planner.RouteSpec(site_id="s1", id=f"r-{name}", trunks=MANAGED),
         ),
         "trunks": tuple(
             allocation.TrunkSpec(trunk_base_id=t, capacity=c, priority=p)
@@ -518,3 +519,138 @@ def test_a_route_whose_trunks_all_failed_is_not_emptied() -> None:
     _, after, priority = writes[("route_order", "r-shared")]
     assert after == ("x1", "b1", "b2")
     assert priority is model.Priority.FAILOVER
+
+
+def order_only(world: World, *route_ids: str) -> World:
+    """``world`` with group A's listed routes set to order-only."""
+    ga, gb = world.settings.groups
+    routes = tuple(
+        dataclasses.replace(r, trunks=ORDER_ONLY) if r.id in route_ids else r for r in ga.routes
+    )
+    ga = dataclasses.replace(ga, routes=routes)
+    return dataclasses.replace(world, settings=dataclasses.replace(world.settings, groups=(ga, gb)))
+
+
+def test_the_default_route_policy_never_adds() -> None:
+    assert planner.RouteSpec(site_id="s", id="r").trunks is ORDER_ONLY
+
+
+def test_order_only_never_adds_a_trunk() -> None:
+    # r-A holds only a3 (a person's choice); a1 and a2 carry the lines but stay off it.
+    world = order_only(simple_world(orders={"r-A": ("a3",)}), "r-A")
+    assert ("route_order", "r-A") not in writes_of(world.plan())
+    # Managed, the same route gets the group's healthy trunks added, in words.
+    managed = simple_world(orders={"r-A": ("a3",)})
+    write = next(w for w in managed.plan().writes if w.object_id == "r-A")
+    assert write.after == ("a1", "a2", "a3")
+    assert write.reason == "adds a1, a2 to route r-A"
+
+
+def test_order_only_puts_a_failed_trunk_last_and_keeps_it() -> None:
+    world = order_only(
+        simple_world(health={"a1": failed("a1")}, orders={"r-A": ("a1", "x1", "a2")}), "r-A"
+    )
+    plan = world.plan()
+    write = next(w for w in plan.writes if w.object_id == "r-A")
+    assert write.after == ("x1", "a2", "a1")
+    assert write.priority is model.Priority.FAILOVER
+    assert write.reason == "moves failed a1 behind the healthy trunks on route r-A"
+    assert apply(world, plan).plan().writes == ()
+
+
+def test_order_only_reorders_by_allocation() -> None:
+    # a3 (priority 2, standby) listed before a1: the group's slots follow allocation order.
+    world = order_only(simple_world(orders={"r-A": ("a3", "x2", "a1")}), "r-A")
+    write = next(w for w in world.plan().writes if w.object_id == "r-A")
+    assert write.after == ("a1", "x2", "a3")
+    assert write.reason == "reorders route r-A to follow allocation and health"
+
+
+@given(worlds(), st.sets(st.sampled_from(["r-A", "r-shared"])))
+@settings(max_examples=60, deadline=None)
+def test_order_only_membership_never_changes(world: World, routes: set[str]) -> None:
+    world = order_only(world, *routes)
+    plan = world.plan()
+    for w in plan.writes:
+        if w.kind is model.WriteKind.ROUTE_ORDER and w.object_id == "r-A" and "r-A" in routes:
+            assert isinstance(w.before, tuple)
+            assert isinstance(w.after, tuple)
+            assert sorted(w.before) == sorted(w.after)
+    assert apply(world, plan).plan().writes == ()
+
+
+def test_a_held_group_writes_no_line_count_and_its_routes_follow_health() -> None:
+    # Staffing says 2 agents (a cut from 15 lines to 3), but group A is held: no line write.
+    world = simple_world(agents_a=2, health={"a1": failed("a1")})
+    plan = planner.plan(
+        settings=world.settings,
+        schedules=world.schedules,
+        activity_codes=CODES,
+        health_states=world.health,
+        trunk_bases=world.trunk_bases,
+        routes=world.routes,
+        campaigns=world.campaigns,
+        now=NOW,
+        hold={"A": "staffing data stale"},
+    )
+    got = writes_of(plan)
+    assert not [k for k in got if k[0] != "route_order"]
+    assert got[("route_order", "r-A")] == (("a1", "a2", "a3"), ("a2", "a3"), F)
+    (decision, _) = plan.decisions
+    assert decision.held == "staffing data stale"
+    assert decision.allocated_lines == 15  # the last known allocation: what campaigns dial now
+    assert [(h.group, h.reason) for h in plan.held] == [("A", "staffing data stale")]
+
+
+def test_an_absent_trunk_base_gets_no_lines_and_is_no_failover() -> None:
+    world = simple_world()
+    plan = planner.plan(
+        settings=world.settings,
+        schedules=world.schedules,
+        activity_codes=CODES,
+        health_states={},
+        trunk_bases=world.trunk_bases,
+        routes=[route("r-A", ("a2", "a3"))],
+        campaigns=world.campaigns,
+        now=NOW,
+        absent_trunks={"a1"},
+    )
+    decision = plan.decisions[0]
+    assert "a1" not in dict(decision.allocation)
+    assert not decision.failover_driven
+    assert all(w.priority is not F for w in plan.writes)
+
+
+@pytest.mark.parametrize(
+    ("agents", "share", "held"),
+    [(3, 0.5, True), (6, 0.5, False), (3, 0.9, False)],
+    ids=["15-to-5-held", "15-to-9-written", "wider-share-written"],
+)
+def test_a_suspicious_drop_is_held_until_a_re_read_confirms_it(
+    agents: int, share: float, held: bool
+) -> None:
+    plan = simple_world(agents_a=agents).plan()
+    guarded, confirmed = planner.guard_drops(plan, max_drop_share=share, confirmed={})
+    line_writes = [w for w in guarded.writes if w.group == "A" and w.kind.value != "route_order"]
+    assert confirmed == ()
+    assert bool(guarded.held) is held
+    assert bool(line_writes) is not held
+    if held:
+        (h,) = guarded.held
+        assert {w.object_id for w in h.writes} == {"c-A1", "c-A2"}
+        total = planner.suspicious_drops(plan, max_drop_share=share)["A"]
+        # The same total read again: confirmed and written.
+        again, ok = planner.guard_drops(plan, max_drop_share=share, confirmed={"A": total})
+        assert ok == ("A",)
+        assert again.writes == plan.writes
+        # Another total on the re-read: held again (for that one).
+        other, ok = planner.guard_drops(plan, max_drop_share=share, confirmed={"A": total + 1})
+        assert ok == ()
+        assert other.held
+
+
+def test_a_failover_cut_is_never_held() -> None:
+    world = simple_world(health={"a1": failed("a1"), "a2": failed("a2")}, caps=(20, 20, 6))
+    plan = world.plan()
+    guarded, _ = planner.guard_drops(plan, max_drop_share=0.1, confirmed={})
+    assert guarded == plan

@@ -115,6 +115,19 @@ class SimProcess:
     def control(self, method: str, path: str, body: object = None) -> Any:
         return _http(method, f"{self.url}/_sim/{path}", body)
 
+    def wait_held(self, count: int, *, timeout: float) -> int:
+        """Block until the simulator holds at least ``count`` requests (``/_sim/hold``), by
+        long-polling its control API (each poll answers as soon as the count is reached)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                held: int = self.control("GET", f"hold?atLeast={count}&timeout=5")["held"]
+            except urllib.error.HTTPError as exc:
+                if exc.code != 408 or time.monotonic() > deadline:
+                    raise
+            else:
+                return held
+
     def requests(self) -> list[dict[str, Any]]:
         reqs: list[dict[str, Any]] = self.control("GET", "requests")["requests"]
         return reqs
@@ -302,7 +315,8 @@ def history(state_path: Path) -> list[tuple[str, str, str]]:
         check=True,
     )
     rows = []
-    pattern = re.compile(r"^\S+ \S+Z (\S+)\s+(\S+)\s+.*? \(([0-9a-f-]{36})\) ")
+    # The outcome may carry a note: "applied (confirmed by re-read)".
+    pattern = re.compile(r"^\S+ \S+Z (\S+)(?: \([^)]*\))?\s+(\S+)\s+.*? \(([0-9a-f-]{36})\) ")
     for line in done.stdout.splitlines():
         match = pattern.match(line)
         assert match, line

@@ -26,6 +26,7 @@ from daemon_helpers import (
     APAC_CAMPAIGNS,
     APAC_TRUNKS,
     CAMPAIGN_LISTING,
+    ENV,
     ROUTE_LISTING,
     SCHEDULE_LISTING,
     SCHEDULE_QUERY,
@@ -100,32 +101,33 @@ def test_kill_9_mid_burst_then_restart_converges_keeps_edits_and_audits_every_wr
         sim.control("POST", "human-edit", {"kind": "trunkbase", "id": APAC_TRUNKS[0]}),
     ]
     # The demo org starts with ~15 differences (line counts, route orders, call rates): a burst.
-    # Campaign and trunk-base writes are slowed (1 s each, server side) so the kill lands while
-    # some are in flight and others not yet started.
+    # The simulator parks every campaign and trunk-base write (route writes go through), so the
+    # kill lands while writes are recorded as sent and not answered, however loaded the machine.
     sim.control(
         "POST",
-        "faults",
+        "hold",
         {
-            "slow_rate": 1.0,
-            "slow_s": 1.0,
             "routes": [
                 "/api/v2/outbound/campaigns/",
                 "/api/v2/telephony/providers/edges/trunkbasesettings/",
-            ],
+            ]
         },
     )
     first = start_daemon(setup.config, setup.tmp / "run1.log", setup.metrics_port)
     try:
-        wait_for(sim.writes, timeout=30, interval=0.01, what="the first acknowledged write")
+        held = sim.wait_held(1, timeout=60)
         first.kill9()
     finally:
         first.stop()
     assert first.proc.returncode == -signal.SIGKILL
-    sim.control("DELETE", "faults")
     rows_at_kill = history(setup.state)
     at_kill = Counter(outcome for outcome, _, _ in rows_at_kill)
-    # The kill landed mid-burst: writes recorded as sent but never answered are 'pending'.
-    assert at_kill["pending"] >= 1, rows_at_kill
+    # The kill landed mid-burst: the parked writes were recorded as sent but never answered.
+    assert at_kill["pending"] >= held, rows_at_kill
+    # The parked writes now land, with nobody left to hear the answer (as a write in flight
+    # when a process dies may have reached the server).
+    released = sim.control("DELETE", "hold")["released"]
+    assert released >= held
 
     # ... and between the runs.
     edits += [
@@ -177,6 +179,7 @@ def test_kill_9_mid_burst_then_restart_converges_keeps_edits_and_audits_every_wr
         "crash:",
         {
             "rows_at_kill": dict(at_kill),
+            "parked_at_kill": held,
             "rows_final": dict(outcomes),
             "server_2xx_writes": sum(server.values()),
             "interrupted_that_landed": landed,
@@ -384,3 +387,51 @@ def test_refused_credentials_and_an_unusable_state_file_stop_the_start_clearly(
     assert done.returncode == 1, done.stdout[-2000:]
     assert f"cannot open the state file {blocker / 'state.sqlite3'}" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def _once(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "syncd", "once", "-c", str(config), *args],
+        capture_output=True,
+        text=True,
+        env=ENV,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_once_refuses_to_write_beside_a_running_daemon_and_a_dry_run_does_not(
+    setup: Setup,
+) -> None:
+    sim = setup.sim
+    # The daemon's campaign writes are parked in the simulator: it has writes in flight.
+    sim.control("POST", "hold", {"routes": ["/api/v2/outbound/campaigns/"]})
+    with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
+        sim.wait_held(1, timeout=60)
+        pending = [row for row in history(setup.state) if row[0] == "pending"]
+        assert pending
+
+        refused = _once(setup.config)
+
+        assert refused.returncode == 1, refused.stdout[-2000:] + refused.stderr[-2000:]
+        assert (
+            f"another syncd process (pid {d.pid}) is writing to the state file {setup.state}"
+            in refused.stderr
+        ), refused.stderr[-2000:]
+        # The daemon's writes in flight are still its own: not marked 'interrupted'.
+        now = history(setup.state)
+        assert [row for row in now if row[0] == "pending"] == pending
+        assert not [row for row in now if row[0] == "interrupted"]
+        # Reading beside it is fine: a dry run on the very same state file.
+        dry = _once(setup.config, "--dry-run")
+        assert dry.returncode == 0, dry.stderr[-2000:]
+        assert "(dry run: nothing written)" in dry.stdout
+
+        sim.control("DELETE", "hold")
+        wait_for(lambda: converged(setup.probe), timeout=30, interval=0.5, what="convergence")
+        assert d.alive()
+        assert d.stop() == 0
+    outcomes = Counter(outcome for outcome, _, _ in history(setup.state))
+    assert outcomes["pending"] == outcomes["interrupted"] == 0
+    # With the daemon gone, `syncd once` may write again.
+    assert _once(setup.config).returncode == 0

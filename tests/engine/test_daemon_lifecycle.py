@@ -49,11 +49,28 @@ class FakeWork:
         self.reloads: asyncio.Queue[bool] = asyncio.Queue()
         # What successive reconciles answer (an exception is raised); then None (all done).
         self.results: list[bool | Exception | None] = []
+        self.health_known = True
+        self.poll_fails = False
+        self.polls = 0
+        self.polled: asyncio.Queue[int] = asyncio.Queue()
+        self.start_gate: asyncio.Event | None = None  # start() waits for it when set
+        self.start_entered = asyncio.Event()
 
     async def start(self) -> None:
         self.started = True
+        self.start_entered.set()
+        if self.start_gate is not None:
+            await self.start_gate.wait()
+
+    def waiting_for(self) -> str | None:
+        return None if self.health_known else "the first trunk health read"
 
     async def poll_health(self) -> bool:
+        self.polls += 1
+        self.polled.put_nowait(self.polls)
+        if self.poll_fails:
+            raise errors.ServerError("GET /trunks answered 503")
+        self.health_known = True
         return False
 
     async def refresh_schedules(self) -> bool:
@@ -279,7 +296,8 @@ async def test_notify_ready_watchdog_reloading_stopping(
     work = FakeWork()
     async with running(work, config_file) as (d, task):
         await until(lambda m: m.count("WATCHDOG=1") >= 3)
-        assert messages[0] == "READY=1"
+        assert messages[0].startswith("STATUS=starting")
+        assert next(m for m in messages if not m.startswith("STATUS=")) == "READY=1"
         d.request_reload()
         await until(lambda m: any(x.startswith("RELOADING=1") for x in m) and m[-1] == "READY=1")
         d.request_stop()
@@ -290,6 +308,46 @@ async def test_notify_ready_watchdog_reloading_stopping(
     assert "READY=1" in messages[reloading + 1 :]
     assert any(m.startswith("STATUS=") for m in messages)
     assert await _next(work.reloads) is True
+
+
+async def test_ready_only_once_trunk_health_is_known_and_status_says_what_it_waits_for(
+    config_file: Path, notify_socket: socket.socket, caplog: pytest.LogCaptureFixture
+) -> None:
+    loop = asyncio.get_running_loop()
+    messages: list[str] = []
+
+    async def until(predicate: Callable[[list[str]], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate(messages):
+                messages.append((await loop.sock_recv(notify_socket, 4096)).decode())
+
+    work = FakeWork()
+    work.health_known = False
+    work.poll_fails = True
+    async with running(work, config_file) as (d, task):
+        await until(lambda m: "STATUS=starting: waiting for the first trunk health read" in m)
+        d._health_due.set()  # a health poll: it fails
+        assert await _next(work.polled) == 1
+        work.poll_fails = False
+        d._health_due.set()  # it succeeds: ready now
+        await until(lambda m: "READY=1" in m)
+        assert work.polls == 2  # READY=1 came only after the successful poll
+        logged = [r.getMessage() for r in caplog.records]
+        assert any("no trunk health is known yet" in m for m in logged)
+        assert not any("the last known health stands" in m for m in logged)
+        d.request_stop()
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+
+
+async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:
+    work = FakeWork()
+    work.start_gate = asyncio.Event()  # the start-up reads hang (a slow or silent API)
+    async with running(work, config_file) as (_, task):
+        await asyncio.wait_for(work.start_entered.wait(), TIMEOUT)
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert work.reconciles == 0
+    assert work.closed
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
+from syncd import errors
 from syncd.core import model
 from syncd.engine import state
 
@@ -95,3 +102,108 @@ def test_format_history_is_readable(tmp_path: Path) -> None:
     assert line.startswith("1970-01-01 00:00:00Z applied")
     assert "Campaign 1 (c1) outboundLineCount: 10 -> 14" in line
     assert "request=abc" in line
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_state_file_and_its_wal_and_shm_are_private(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "s.db"
+    db = state.StateStore(path)
+    db.finish_write(db.begin_write(_write(), now=1.0), outcome=state.APPLIED, now=2.0)
+    wal, shm = path.with_name("s.db-wal"), path.with_name("s.db-shm")
+    assert wal.exists()
+    assert shm.exists()
+    assert {p.name: _mode(p) for p in (path, wal, shm)} == {
+        "s.db": 0o600,
+        "s.db-wal": 0o600,
+        "s.db-shm": 0o600,
+    }
+    assert _mode(path.parent) == 0o700
+    db.close()
+
+
+def test_a_state_file_left_readable_by_others_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    state.StateStore(path).close()
+    path.chmod(0o644)
+    state.StateStore(path).close()
+    assert _mode(path) == 0o600
+
+
+def test_one_writer_per_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    daemon = state.StateStore(path, writer=True)
+    with pytest.raises(errors.StateError) as refused:
+        state.StateStore(path, writer=True)
+    assert f"another syncd process (pid {os.getpid()}) is writing to the state file" in str(
+        refused.value
+    )
+    assert str(path) in str(refused.value)
+    assert _mode(path.with_name("s.db.lock")) == 0o600
+    # A reader (a dry run, `syncd history`) is no writer: it opens beside the daemon.
+    reader = state.StateStore(path)
+    reader.close()
+    daemon.close()
+    state.StateStore(path, writer=True).close()  # released with the daemon
+
+
+def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from syncd.engine import state\n"
+            "state.StateStore(sys.argv[1], writer=True)\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(600)\n",
+            str(path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(errors.StateError, match=f"pid {holder.pid}"):
+            state.StateStore(path, writer=True)
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait(30)
+    finally:
+        if holder.poll() is None:
+            os.kill(holder.pid, signal.SIGKILL)
+            holder.wait(30)
+        if holder.stdout is not None:
+            holder.stdout.close()
+    state.StateStore(path, writer=True).close()  # kill -9 leaves no stale lock
+
+
+def test_a_state_file_from_before_coordination_gains_an_epoch_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    added = ",\n    note TEXT NOT NULL DEFAULT '',\n    epoch INTEGER\n"
+    old_schema = state.SCHEMA.replace(added, "\n")
+    assert "epoch" not in old_schema
+    assert "note" not in old_schema
+    db = sqlite3.connect(path)
+    db.executescript(old_schema)
+    db.execute(
+        "INSERT INTO writes (ts, kind, object_id, object_name, field, before, after, reason,"
+        " grp, priority, outcome) VALUES (1.0, 'campaign_lines', 'c0', 'C0', 'f', '1', '2',"
+        " 'r', 'g', 2, 'applied')"
+    )
+    db.commit()
+    db.close()
+
+    store = state.StateStore(path)
+    rid = store.begin_write(_write(), now=100.0, epoch=5)
+    store.finish_write(rid, outcome=state.APPLIED, now=101.0)
+    rows = store.history()
+    assert [(r.object_id, r.epoch) for r in rows] == [("c0", None), ("c1", 5)]
+    assert "epoch=5" in list(state.format_history(rows))[1]
+    store.close()
+    state.StateStore(path).close()  # opening it again changes nothing

@@ -6,11 +6,14 @@ import asyncio
 import logging
 import pickle
 
+import aiohttp
 import pytest
+from aiohttp import web
 from conftest import CLIENT_SECRET, Factory
 
 from syncd import errors
 from syncd.genesys import auth, regions
+from syncd.obs import logs
 
 
 def test_secret_is_redacted_everywhere() -> None:
@@ -32,7 +35,8 @@ async def test_no_secret_appears_in_any_log_line(
     make_env: Factory, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    env = await make_env(quota=3, window_s=60.0, headers=False, client_quota=4, token_ttl_s=600)
+    # The client believes 5 (4 for routine work, 1 failover reserve); the server allows 3.
+    env = await make_env(quota=3, window_s=60.0, headers=False, client_quota=5, token_ttl_s=600)
     await asyncio.gather(*(env.api.list_trunk_bases() for _ in range(6)))  # 429s and a pause
     env.running.sim.expire_tokens()
     await env.api.list_trunk_bases()  # a 401 and a refresh
@@ -79,3 +83,57 @@ def test_regions_resolve_as_the_sdk_does() -> None:
         regions.resolve("mars_north_1")
     with pytest.raises(ValueError, match="required"):
         regions.resolve()
+
+
+async def _token_server(answer: dict[str, object]) -> tuple[web.AppRunner, str, list[int]]:
+    """A login service on loopback that answers every token request with ``answer``."""
+    fetched: list[int] = []
+
+    async def token(request: web.Request) -> web.Response:
+        fetched.append(1)
+        return web.json_response(answer)
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/oauth/token", fetched
+
+
+@pytest.mark.parametrize("expires_in", [0, -5])
+async def test_a_token_that_expires_at_once_is_an_error(expires_in: int) -> None:
+    runner, url, fetched = await _token_server(
+        {"access_token": "tok-short-lived-0123", "expires_in": expires_in}
+    )
+    creds = auth.Credentials(client_id="c", client_secret=auth.Secret(CLIENT_SECRET))
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = auth.TokenSource(creds, token_url=url, session=session, label="pool-0")
+            with pytest.raises(errors.MalformedResponse, match="expires in") as info:
+                await source.token()
+            assert "tok-short-lived-0123" not in str(info.value)
+            assert len(fetched) == 1
+    finally:
+        await runner.cleanup()
+
+
+async def test_each_access_token_is_registered_with_the_log_redactor() -> None:
+    token = "tok-registered-Zq81-unique"
+    runner, url, _fetched = await _token_server({"access_token": token, "expires_in": 3600})
+    creds = auth.Credentials(client_id="c", client_secret=auth.Secret(CLIENT_SECRET))
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = auth.TokenSource(creds, token_url=url, session=session, label="pool-0")
+            got, _generation = await source.token()
+        assert got.reveal() == token
+        record = logging.LogRecord(
+            "syncd.test", logging.INFO, __file__, 1, "header was Bearer %s", (token,), None
+        )
+        line = logs.JsonFormatter().format(record)
+        assert token not in line
+        assert "Bearer ***" in line
+    finally:
+        await runner.cleanup()

@@ -9,7 +9,7 @@ import pytest
 from conftest import FakeClock, Recorder
 
 from syncd import errors
-from syncd.core import pacing
+from syncd.core import model, pacing
 from syncd.genesys import limiter
 
 
@@ -115,3 +115,61 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
     assert lim.queue_depth == 0
     again = await lim.acquire(2)
     assert again.seq == 2
+
+
+async def test_routine_work_leaves_the_failover_reserve_of_each_window() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    reserve = lim.config.failover_reserve
+    assert reserve == 2
+    for _ in range(100 - reserve):
+        lease = await lim.acquire(model.Priority.STAFFING)
+        lim.release(lease, status=200, headers=None)
+    assert clock() == 1000.0  # the routine backlog went at once, up to the reserve
+    failover = await lim.acquire(model.Priority.FAILOVER)
+    assert clock() == 1000.0  # a failover request finds its reserve: no wait
+    lim.release(failover, status=200, headers=None)
+    routine = await lim.acquire(model.Priority.CAPACITY_CUT)
+    # The next routine request waits for the window: the last slot stays for failover.
+    assert clock() >= 1060.0
+    lim.release(routine, status=200, headers=None)
+
+
+async def test_with_headers_routine_work_also_leaves_the_reserve() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lease = await lim.acquire(model.Priority.STAFFING)
+    # The server says 3 remain of 100 for the next 60 s.
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=97, allowed=100, reset_s=60))
+    failover = await lim.acquire(model.Priority.FAILOVER)
+    assert clock() == 1000.0
+    lim.release(failover, status=200, headers=pacing.RateHeaders(98, 100, 60))
+    routine = await lim.acquire(model.Priority.STAFFING)
+    assert clock() >= 1060.0  # 2 left, both held for failover work: wait for the reset
+    lim.release(routine, status=200, headers=None)
+
+
+async def test_queued_waiters_are_woken_one_at_a_time() -> None:
+    # 5 per minute (4 for routine work): 30 requests wait through several windows.
+    lim, clock, _rec = make(quota=5, window_s=60.0)
+    waits = 0
+    inner = lim._wait
+
+    async def counting(*args: object) -> None:
+        nonlocal waits
+        waits += 1
+        await inner(*args)  # type: ignore[arg-type]
+
+    lim._wait = counting  # type: ignore[method-assign]
+    order: list[int] = []
+
+    async def one(i: int) -> None:
+        got = await lim.acquire(2)
+        order.append(i)
+        lim.release(got, status=200, headers=None)
+
+    n = 30
+    await asyncio.gather(*(one(i) for i in range(n)))
+    assert order == list(range(n))
+    assert clock() >= 1000.0 + 60.0 * (n // 5 - 1)  # (on any reserve)
+    # Each waiter sleeps once until it is the head, then the head once per window: not
+    # every waiter at every grant and release (which would be about n * n wake-ups).
+    assert waits <= 2 * n

@@ -4,6 +4,7 @@ misbehave that way): 429 pauses, Retry-After, token refresh, backoff, the token 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 
 import aiohttp
@@ -26,8 +27,9 @@ def api_log(env_running: object) -> list[object]:
 async def test_one_429_pauses_every_request_of_the_token_and_retry_after_is_honoured(
     make_env: Factory,
 ) -> None:
-    # The server allows 2 per minute; the client believes 3: the third request is refused.
-    env = await make_env(quota=2, window_s=60.0, headers=False, client_quota=3, rand=0.0)
+    # The server allows 2 per minute; the client believes 4, of which routine work spends 3
+    # (one is the failover reserve): the third request is refused.
+    env = await make_env(quota=2, window_s=60.0, headers=False, client_quota=4, rand=0.0)
     results = await asyncio.gather(*(env.api.list_trunk_bases() for _ in range(6)))
     assert all(len(r) == 15 for r in results)
     log = api_log(env.running)
@@ -209,7 +211,7 @@ async def test_malformed_json_is_malformed_response(make_env: Factory) -> None:
         await env.api.list_trunk_bases()
 
 
-async def test_a_garbled_read_is_retried_and_a_write_is_not(make_env: Factory) -> None:
+async def test_a_garbled_read_is_retried(make_env: Factory) -> None:
     env = await make_env()
     clean = await env.api.list_trunk_bases()
     env.running.sim.set_faults({"malformed_json_rate": 0.5})
@@ -223,6 +225,56 @@ async def test_a_garbled_read_is_retried_and_a_write_is_not(make_env: Factory) -
     with pytest.raises(errors.MalformedResponse):
         await env.api.list_trunk_bases()
     assert len(env.recorder.events) - before == env.transport.config.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("faults", "error"),
+    [
+        ({"reset_rate": 1.0}, errors.ConnectionFailed),
+        ({"error_5xx_rate": 1.0, "status_5xx": 503}, errors.TransientError),
+        ({"timeout_504_rate": 1.0}, errors.TransientError),
+    ],
+)
+async def test_a_write_is_not_retried(
+    make_env: Factory, faults: dict[str, object], error: type[errors.ApiError]
+) -> None:
+    # A write whose answer was lost (or that failed on the way back) may have landed: the
+    # transport sends it once and raises; the engine re-reads the object and decides.
+    env = await make_env()
+    tb_id = next(iter(env.running.sim.org.trunk_bases))
+    tb = await env.api.get_trunk_base(tb_id)
+    env.running.sim.set_faults(faults)
+    with pytest.raises(error):
+        await env.api.put_trunk_base(tb, tb.raw)
+    with pytest.raises(error):
+        await env.api.patch_campaign_lines(next(iter(env.running.sim.org.campaigns)), 3)
+    assert env.running.sim.count(route=api.TRUNK_BASE, method="PUT") == 1
+    assert env.running.sim.count(method="PATCH") == 1
+    assert env.recorder.named("on_retry") == []
+    assert env.clock.sleeps == []
+
+
+async def test_a_429_on_a_write_is_retried(make_env: Factory) -> None:
+    # A 429 refused the write before it ran: trying it again cannot double it. (The server
+    # allows 2 per minute; the client spends 3: 4 less the failover reserve.)
+    env = await make_env(quota=2, window_s=60.0, headers=False, client_quota=4, rand=0.0)
+    tb_id = next(iter(env.running.sim.org.trunk_bases))
+    tb = await env.api.get_trunk_base(tb_id)
+    await env.api.get_trunk_base(tb_id)
+    await env.api.put_trunk_base(tb, tb.raw)
+    assert env.running.sim.count(route=api.TRUNK_BASE, method="PUT", status=429) == 1
+    assert env.running.sim.count(route=api.TRUNK_BASE, method="PUT", status=200) == 1
+
+
+async def test_an_answer_over_the_size_cap_is_refused_by_name(make_env: Factory) -> None:
+    env = await make_env(config=transport.TransportConfig(max_response_bytes=20_000))
+    await env.api.get_trunk_base(next(iter(env.running.sim.org.trunk_bases)))  # small: fine
+    with pytest.raises(errors.ServerError, match="more than 20000 bytes") as info:
+        await env.api.list_trunk_bases()
+    assert info.value.endpoint == TB
+    assert "GET" in str(info.value)
+    assert TB in str(info.value)
+    assert env.running.sim.count(route=TB) == 1  # not retried: it would be as large again
 
 
 async def test_a_token_pool_spreads_the_load(make_env: Factory) -> None:
@@ -244,3 +296,64 @@ async def test_request_events_name_templates_and_request_ids(make_env: Factory) 
     assert event.method == "GET"
     assert event.status == 200
     assert len(event.request_id) == 36
+
+
+async def _blob_server(body: bytes, headers: dict[str, str]) -> tuple[web.AppRunner, str]:
+    """A loopback object store serving ``body`` as-is at /blob."""
+
+    async def blob(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/blob", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return runner, f"http://127.0.0.1:{port}/blob"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://downloads.example.test/result.json.gz?X-Amz-Signature=abc",
+        "ftp://127.0.0.1/result",
+        "https:///no-host",
+    ],
+)
+async def test_a_download_link_not_over_https_is_refused(make_env: Factory, url: str) -> None:
+    env = await make_env()
+    with aioresponses() as mocked:
+        with pytest.raises(errors.ServerError, match="https://") as info:
+            await env.transport.download(url, endpoint="/api/v2/x/search")
+        assert not mocked.requests  # nothing was sent
+    assert "X-Amz-Signature" not in str(info.value)  # the presigned signature is a credential
+    assert info.value.endpoint == "/api/v2/x/search"
+
+
+async def test_a_gzip_object_is_decoded_as_it_streams(make_env: Factory) -> None:
+    env = await make_env()
+    document = b'{"result": [' + b",".join(b'{"n": %d}' % i for i in range(20000)) + b"]}"
+    runner, url = await _blob_server(gzip.compress(document), {"Content-Type": "application/gzip"})
+    try:
+        assert await env.transport.download(url) == document
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("encoded", [True, False])
+async def test_a_download_that_inflates_past_the_cap_is_refused(
+    make_env: Factory, encoded: bool
+) -> None:
+    config = transport.TransportConfig(max_download_bytes=1 << 20)
+    env = await make_env(config=config)
+    bomb = gzip.compress(b"0" * (64 << 20))  # 64 MiB of zeros in about 64 KiB
+    assert len(bomb) < 1 << 20
+    headers = {"Content-Encoding": "gzip"} if encoded else {"Content-Type": "application/gzip"}
+    runner, url = await _blob_server(bomb, headers)
+    try:
+        with pytest.raises(errors.ServerError, match=f"more than {1 << 20} bytes"):
+            await env.transport.download(url, endpoint="/api/v2/x/search")
+    finally:
+        await runner.cleanup()

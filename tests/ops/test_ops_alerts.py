@@ -23,9 +23,13 @@ EXPECTED_ALERTS = {
     "SyncdReconcileLag",
     "SyncdTrunkInFailover",
     "SyncdCapacityShortfall",
+    "SyncdCapacityShortfallExpected",
     "SyncdRetryBudgetExhausted",
     "SyncdConfigReloadFailed",
     "SyncdScheduleSnapshotStale",
+    "SyncdStaffingDataStale",
+    "SyncdLineCountsHeld",
+    "SyncdConfigProblems",
 }
 
 

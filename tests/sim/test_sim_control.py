@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -207,3 +208,67 @@ async def test_state_dump_lists_the_ids(state: dict[str, Any]) -> None:
     assert sum(b["agentCount"] for b in state["businessUnits"]) == 300
     assert {b["timeZone"] for b in state["businessUnits"]} == {"Asia/Singapore", "America/Chicago"}
     assert all(len(tb["servers"]) == 2 for tb in state["trunkBases"])
+
+
+async def test_a_lost_answer_applies_the_write_and_drops_the_connection(
+    client: Client, running: RunningSim
+) -> None:
+    campaign_id = next(iter(running.sim.org.campaigns))
+    path = f"/api/v2/outbound/campaigns/{campaign_id}"
+    before = running.sim.org.campaigns[campaign_id]["outboundLineCount"]
+    status, _ = await client.control("POST", "faults", {"lost_answer_rate": 1.0, "routes": [path]})
+    assert status == 200
+    assert (await client.call("GET", path))[0] == 200  # a read is never a lost write
+    with pytest.raises(aiohttp.ClientError):
+        await client.call("PATCH", path, json={"outboundLineCount": before + 7})
+    # The write landed, and the request log says so (200), though no answer left the server.
+    assert running.sim.org.campaigns[campaign_id]["outboundLineCount"] == before + 7
+    _, log = await client.control("GET", "requests")
+    assert [(r["method"], r["status"]) for r in log["requests"][-2:]] == [
+        ("GET", 200),
+        ("PATCH", 204),
+    ]
+
+
+async def test_faults_limited_by_method_and_count(client: Client, running: RunningSim) -> None:
+    campaign_id = next(iter(running.sim.org.campaigns))
+    path = f"/api/v2/outbound/campaigns/{campaign_id}"
+    running.sim.set_faults({"reset_rate": 1.0, "methods": ["patch"], "max_faults": 1})
+    assert (await client.call("GET", path))[0] == 200  # not a PATCH: untouched
+    with pytest.raises(aiohttp.ClientError):
+        await client.call("PATCH", path, json={"outboundLineCount": 3})
+    # The one fault is spent: the next PATCH goes through (and this one did not land).
+    assert (await client.call("PATCH", path, json={"outboundLineCount": 4}))[0] == 204
+    assert running.sim.org.campaigns[campaign_id]["outboundLineCount"] == 4
+    status, _ = await client.control("POST", "faults", {"max_faults": -1})
+    assert status == 400
+    status, _ = await client.control("POST", "faults", {"methods": "PUT"})
+    assert status == 400
+
+
+async def test_the_hold_parks_writes_until_released(client: Client, running: RunningSim) -> None:
+    campaign_id = next(iter(running.sim.org.campaigns))
+    path = f"/api/v2/outbound/campaigns/{campaign_id}"
+    status, body = await client.control("POST", "hold", {"routes": ["/api/v2/outbound/"]})
+    assert status == 200
+    assert body == {
+        "hold": {"methods": ["DELETE", "PATCH", "POST", "PUT"], "routes": ["/api/v2/outbound/"]},
+        "held": 0,
+    }
+    assert (await client.call("GET", path))[0] == 200  # reads are not held
+    patch = asyncio.ensure_future(client.call("PATCH", path, json={"outboundLineCount": 9}))
+    status, body = await client.control("GET", "hold?atLeast=1&timeout=30")
+    assert status == 200
+    assert body["held"] == 1
+    assert not patch.done()
+    assert running.sim.org.campaigns[campaign_id]["outboundLineCount"] != 9  # not applied yet
+    status, body = await client.control("DELETE", "hold")
+    assert status == 200
+    assert body == {"released": 1, "hold": None}
+    # The release returns once the parked write was handled.
+    assert running.sim.org.campaigns[campaign_id]["outboundLineCount"] == 9
+    assert (await patch)[0] == 204
+    status, body = await client.control("GET", "hold?atLeast=1&timeout=0")
+    assert status == 408
+    status, _ = await client.control("POST", "hold", {"verbs": ["PUT"]})
+    assert status == 400

@@ -177,3 +177,23 @@ def test_429_message_shape_is_exact() -> None:
         r"Rate limit exceeded the maximum\. Retry the request in \[\d+\] seconds",
         "Rate limit exceeded the maximum. Retry the request in [42] seconds",
     )
+
+
+async def test_a_client_wide_quota_is_shared_by_every_token_of_the_client() -> None:
+    from syncd.sim import SimOptions
+    from syncd.sim.org import generate
+    from syncd.sim.state import Sim
+
+    sim = Sim(
+        generate("small", 1),
+        SimOptions(quota=2, window_s=60.0, ratelimit_per="client", clock=lambda: 5.0),
+    )
+    issued_a = sim.issue_token("demo-client", "demo-secret")
+    issued_b = sim.issue_token("demo-client", "demo-secret")
+    assert issued_a is not None
+    assert issued_b is not None
+    a, b = issued_a[0], issued_b[0]
+    assert sim.hit(a).admitted
+    assert sim.hit(b).admitted
+    assert not sim.hit(a).admitted  # the third request of the client, whichever token
+    assert not sim.hit(b).admitted

@@ -1,0 +1,374 @@
+"""Safe on a real org (issue 9), in process against the simulator on loopback: a reload never cuts
+capacity, failover never waits for schedules, unknown is not failed, a configuration the org does
+not match holds line counts, a suspicious drop waits for a re-read, the hold-down survives a
+wall-clock step.
+
+Every check is on the simulator's own request log and objects, or on the engine's plan and
+metrics; nothing waits on the wall clock.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, sim_and_engine
+
+from syncd import config as config_mod
+from syncd import errors
+from syncd.core import model
+from syncd.engine import cycle
+from syncd.genesys import api as api_mod
+from syncd.sim import Sim
+
+SITE_001_DEFAULT = "45b830ee-7ef1-408e-89fc-117fba6b1e78"
+ACME_001 = "da598f9f-47b5-4227-a02e-3b5288064455"
+APAC_MU = "125d0553-b5da-4d06-a699-4c077eeb2384"
+WFM = "/api/v2/workforcemanagement/"
+
+
+def _lines(sim: Sim) -> dict[str, Any]:
+    return {cid: c.get("outboundLineCount") for cid, c in sim.org.campaigns.items()}
+
+
+def _route_ids(sim: Sim, route_id: str) -> list[str]:
+    return [str(e["id"]) for e in sim.org.routes[route_id]["externalTrunkBases"]]
+
+
+async def _converge(engine: cycle.Engine) -> None:
+    await engine.start()
+    first = await engine.run_once(dry_run=False)
+    assert first is not None
+    assert first.plan.writes  # the demo org starts out of step
+    again = await engine.run_once(dry_run=True)
+    assert again is not None
+    assert again.plan.writes == ()
+
+
+def _with_group(cfg: config_mod.Config, index: int, **changes: Any) -> config_mod.Config:
+    groups = list(cfg.groups)
+    groups[index] = groups[index].model_copy(update=changes)
+    return cfg.model_copy(update={"groups": tuple(groups)})
+
+
+# -- 1. a reload never cuts capacity -------------------------------------------------------------
+
+
+async def test_a_reload_changing_only_refresh_s_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        sim.reset_counters()
+        cfg = engine.cfg
+        engine.apply_config(
+            cfg.model_copy(update={"schedule": cfg.schedule.model_copy(update={"refresh_s": 7})})
+        )
+        # The daemon reconciles at once after a reload, before the refresh that follows it.
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        assert outcome.plan.writes == ()
+        assert outcome.plan.held == ()
+        await engine.refresh_schedules()
+        after = await engine.run_once(dry_run=False)
+        assert after is not None
+        assert after.plan.writes == ()
+        assert sim.count(method="PATCH") == 0
+        assert sim.count(method="PUT") == 0
+        assert sim.count(route=SCHEDULE_QUERY) == 0  # nothing the plan reads changed
+
+
+async def test_a_reload_changing_what_is_fetched_keeps_planning_on_the_held_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        lines = _lines(sim)
+        cfg = engine.cfg
+        engine.apply_config(
+            cfg.model_copy(
+                update={"schedule": cfg.schedule.model_copy(update={"horizon_hours": 30})}
+            )
+        )
+        before_refresh = await engine.run_once(dry_run=False)
+        assert before_refresh is not None
+        assert before_refresh.plan.writes == ()
+        sim.reset_counters()
+        await engine.refresh_schedules()
+        assert sim.count(route=SCHEDULE_QUERY) > 0  # the new horizon is fetched ...
+        after = await engine.run_once(dry_run=False)
+        assert after is not None
+        assert after.plan.writes == ()  # ... and the same schedules plan the same lines
+        assert _lines(sim) == lines
+
+
+# -- 2. failover never waits for schedules -------------------------------------------------------
+
+
+async def test_wfm_down_from_the_start_still_fails_over_and_holds_line_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        sim.set_faults({"error_5xx_rate": 1.0, "routes": [WFM]})
+        await engine.start()
+        assert engine.waiting_for() is None  # health is known: ready, failover armed
+        lines = _lines(sim)
+        sim.fail_trunk(ACME_001)
+        assert await engine.poll_health()  # the failover is seen on this poll ...
+        sim.reset_counters()
+        outcome = await engine.run_once(dry_run=False)  # ... and written by its reconcile
+        assert outcome is not None
+        assert ACME_001 not in _route_ids(sim, SITE_001_DEFAULT)
+        assert sim.count(route=ROUTE, method="PUT", status=200) >= 1
+        # Line counts hold their values while schedules cannot be read.
+        assert sim.count(route=CAMPAIGN, method="PATCH") == 0
+        assert _lines(sim) == lines
+        assert {h.group for h in outcome.plan.held} == {"apac", "americas"}
+        assert all("could not be read" in h.reason for h in outcome.plan.held)
+        text = asm.metrics.render().decode()
+        assert 'syncd_group_lines_held{group="apac"} 1.0' in text
+        age = next(
+            line for line in text.splitlines() if line.startswith("syncd_staffing_data_age_seconds")
+        )
+        assert float(age.split()[-1]) >= 0.0
+
+
+async def test_wfm_failing_after_convergence_holds_lines_through_a_deep_failover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        sim.set_faults({"error_5xx_rate": 1.0, "routes": [WFM]})
+        await engine.refresh_schedules()  # WFM answers 503: the staffing data go stale
+        lines = _lines(sim)
+        apac = engine.cfg.groups[0]
+        for trunk in apac.trunks[:3]:
+            sim.fail_trunk(trunk.trunk_base_id)
+        sim.reset_counters()
+        assert await engine.poll_health()
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        route = _route_ids(sim, SITE_001_DEFAULT)
+        assert not {t.trunk_base_id for t in apac.trunks[:3]} & set(route)
+        assert sim.count(route=CAMPAIGN, method="PATCH") == 0
+        assert _lines(sim) == lines
+        sim.clear_faults()
+        await engine.refresh_schedules()  # fresh again: line counts follow the plan again
+        fresh = await engine.run_once(dry_run=True)
+        assert fresh is not None
+        assert fresh.plan.held == ()
+
+
+# -- 3. unknown is not failed --------------------------------------------------------------------
+
+
+class HideTrunk:
+    """The real API port, but the trunk listing leaves one trunk base out (a listing that
+    lost it: eventual consistency, a permissions change, a paging race)."""
+
+    def __init__(self, inner: api_mod.GenesysApiPort, hidden: str) -> None:
+        self._inner = inner
+        self.hidden = hidden
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_trunks(self, **kw: Any) -> tuple[model.TrunkStatus, ...]:
+        listed = await self._inner.list_trunks(**kw)
+        return tuple(t for t in listed if t.trunk_base_id != self.hidden)
+
+
+async def test_a_trunk_missing_from_the_listing_is_unknown_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        engine = asm.engine
+        await _converge(engine)
+        engine.reader.api = HideTrunk(engine.reader.api, ACME_001)  # type: ignore[assignment]
+        caplog.set_level(logging.WARNING)
+        for _ in range(engine.cfg.safety.unknown_health_polls):
+            assert not await engine.poll_health()
+        assert engine.health[ACME_001].state is model.HealthState.HEALTHY
+        assert engine.health[ACME_001].failovers == 0
+        assert ACME_001 in _route_ids(running.sim, SITE_001_DEFAULT)
+        assert any("health is unknown" in r.getMessage() for r in caplog.records)
+        text = asm.metrics.render().decode()
+        assert 'syncd_trunk_health_unknown_polls{group="apac",trunk="acme-001"} 3.0' in text
+        assert 'syncd_trunk_failover_events_total{group="apac",trunk="acme-001"} 0.0' in text
+
+
+async def test_a_listing_that_changes_between_pages_is_unknown_not_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_mod, "PAGE_SIZE", 5)
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        transport = engine.api.transport  # type: ignore[attr-defined]
+        real = transport.request
+        # The first trunk listed (by name) disappears after page 1 was read: page 2 starts
+        # one later, so a trunk that still exists is in neither page.
+        first = sorted(
+            sim.org.trunks.values(),
+            key=lambda t: sim.org.trunk_bases[t.trunk_base_id]["name"].lower(),
+        )[0]
+
+        async def request(method: str, template: str, **kw: Any) -> Any:
+            query = dict(kw.get("query") or [])
+            if template == api_mod.TRUNKS and query.get("pageNumber") == 2:
+                sim.org.trunks.pop(sim.org.trunk_of_base[first.trunk_base_id], None)
+            return await real(method, template, **kw)
+
+        monkeypatch.setattr(transport, "request", request)
+        with pytest.raises(errors.MalformedResponse, match="changed while it was paged"):
+            await engine.poll_health()
+        assert all(h.state is model.HealthState.HEALTHY for h in engine.health.values())
+
+
+async def test_a_trunk_base_the_org_lacks_is_a_config_problem_not_a_failover(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (_, asm):
+        typo = ACME_001[:-1] + "6"
+        cfg = asm.cfg
+        apac = cfg.groups[0]
+        trunks = (apac.trunks[0].model_copy(update={"trunk_base_id": typo}), *apac.trunks[1:])
+        engine = cycle.Engine(
+            _with_group(cfg, 0, trunks=trunks),
+            api=asm.engine.api,
+            store=asm.store,
+            observer=asm.metrics,
+        )
+        await engine.start()
+        outcome = await engine.run_once(dry_run=True)
+        assert outcome is not None
+        assert any(typo in p and "trunk base" in p for p in engine.problems())
+        assert engine.health[typo].failovers == 0
+        assert engine.health[typo].state is model.HealthState.HEALTHY
+        routes = [w.after for w in outcome.plan.writes if isinstance(w.after, tuple)]
+        assert all(typo not in after for after in routes)
+        held = {h.group: h.reason for h in outcome.plan.held}
+        assert typo in held["apac"]
+        assert not any(
+            w.group == "apac" and w.kind is model.WriteKind.CAMPAIGN_LINES
+            for w in outcome.plan.writes
+        )
+
+
+# -- 4. no silent staffing holes -----------------------------------------------------------------
+
+
+async def test_an_unknown_management_unit_is_reported_and_holds_its_groups_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        lines = _lines(sim)
+        typo = APAC_MU[:-1] + "5"
+        mus = tuple(typo if mu == APAC_MU else mu for mu in engine.cfg.groups[0].management_units)
+        caplog.set_level(logging.ERROR)
+        engine.apply_config(_with_group(engine.cfg, 0, management_units=mus))
+        await engine.refresh_schedules()
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        assert [p for p in engine.problems() if typo in p]
+        assert "apac" in {h.group for h in outcome.plan.held}
+        # Without the hold the typo halves apac's staffing and the plan cuts its lines.
+        assert not any(
+            w.group == "apac" and w.kind is model.WriteKind.CAMPAIGN_LINES
+            for w in outcome.plan.writes
+        )
+        apac_campaigns = {c.id for c in engine.cfg.groups[0].campaigns}
+        assert {cid: lines[cid] for cid in apac_campaigns} == {
+            cid: _lines(sim)[cid] for cid in apac_campaigns
+        }
+        # Said at start and again at every reload until it is fixed.
+        said = sum(typo in r.getMessage() for r in caplog.records)
+        engine.apply_config(engine.cfg)
+        assert sum(typo in r.getMessage() for r in caplog.records) == said + 1
+
+
+# -- 5. a suspicious drop is held, not written ---------------------------------------------------
+
+
+async def test_a_drop_beyond_max_drop_share_waits_for_a_confirming_re_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        apac_campaigns = {c.id for c in engine.cfg.groups[0].campaigns}
+        total = sum(_lines(sim)[c] for c in apac_campaigns)
+        # A third of the lines per agent: the plan would cut apac by two thirds in one step.
+        engine.apply_config(_with_group(engine.cfg, 0, lines_per_agent=0.5))
+        sim.reset_counters()
+        held = await engine.run_once(dry_run=False)
+        assert held is not None
+        assert sum(_lines(sim)[c] for c in apac_campaigns) == total  # nothing lowered yet
+        (hold,) = [h for h in held.plan.held if h.group == "apac"]
+        assert "held for one more read" in hold.reason
+        assert {w.object_id for w in hold.writes} >= apac_campaigns
+        assert engine.drops_pending
+        assert sim.count(route=SCHEDULE_QUERY) == 0
+        confirmed = await engine.run_once(dry_run=False)
+        assert confirmed is not None
+        assert sim.count(route=SCHEDULE_QUERY) > 0  # the inputs were read again ...
+        assert sum(_lines(sim)[c] for c in apac_campaigns) < total / 2  # ... and agreed
+        assert not engine.drops_pending
+        text = asm.metrics.render().decode()
+        assert 'syncd_line_drops_total{group="apac",outcome="held"} 1.0' in text
+        assert 'syncd_line_drops_total{group="apac",outcome="confirmed"} 1.0' in text
+
+
+# -- 14. the hold-down survives a wall-clock step ------------------------------------------------
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 500.0
+
+    def step_wall(self, seconds: float) -> None:
+        self.wall += seconds
+
+    def elapse(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.mark.parametrize("step", [3600.0, -3600.0], ids=["forward", "back"])
+async def test_the_hold_down_survives_a_wall_clock_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: float
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim = running.sim
+        clocks = Clocks()
+        engine = cycle.Engine(
+            asm.cfg,
+            api=asm.engine.api,
+            store=asm.store,
+            observer=asm.metrics,
+            clock=lambda: clocks.wall,
+            monotonic=lambda: clocks.mono,
+        )
+        hold_down = asm.cfg.health.hold_down_s
+        await engine.start()
+        sim.fail_trunk(ACME_001)
+        assert await engine.poll_health()
+        sim.recover_trunk(ACME_001)
+        clocks.elapse(1)
+        assert not await engine.poll_health()  # good again: the hold-down starts
+        clocks.step_wall(step)  # NTP, a VM resume: the wall clock jumps
+        clocks.elapse(1)
+        assert not await engine.poll_health()
+        assert engine.health[ACME_001].state is model.HealthState.FAILED
+        clocks.elapse(hold_down)
+        assert await engine.poll_health()  # recovered after the hold-down, not before
+        assert engine.health[ACME_001].state is model.HealthState.HEALTHY
