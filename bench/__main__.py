@@ -1,4 +1,5 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status); print JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, failover);
+print JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ BENCHMARKS = {
     "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
     "planner": "bench.planner",  # parse + plan on the simulator's large org
     "status": "bench.status",  # GET /status.json and GET / on the large org
+    "failover": "bench.failover",  # trunk failures under a write backlog, pushed vs polled
 }
 
 

@@ -330,8 +330,8 @@ class Engine:
 
     # -- the reconcile -------------------------------------------------------------------
 
-    async def _load_trunk_bases(self) -> None:
-        tbs = await self.reader.trunk_bases()
+    async def _load_trunk_bases(self, *, priority: int = model.Priority.STAFFING) -> None:
+        tbs = await self.reader.trunk_bases(priority=priority)
         self._trunk_bases = {tb.id: tb for tb in tbs}
         self._names.update({tb.id: tb.name for tb in tbs})
 
@@ -367,7 +367,7 @@ class Engine:
             routes = await self.reader.routes(priority=prio)
             campaigns = await self.reader.campaigns(priority=prio)
             if not self._trunk_bases or any(g.call_rate for g in cfg.groups):
-                await self._load_trunk_bases()
+                await self._load_trunk_bases(priority=prio)
         except errors.ApiError:
             self._failover_pending = self._failover_pending or failover
             self.observer.observe_reconcile(time.monotonic() - started, False, wall)

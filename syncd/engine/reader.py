@@ -384,13 +384,12 @@ class Reader:
         listed = await self.api.list_campaigns(priority=priority)
         return self._found("campaign", wanted, tuple(c for c in listed if c.id in wanted))
 
-    async def trunk_bases(self) -> tuple[model.TrunkBase, ...]:
+    async def trunk_bases(
+        self, *, priority: int = model.Priority.STAFFING
+    ) -> tuple[model.TrunkBase, ...]:
         wanted = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
-        return self._found(
-            "trunk base",
-            wanted,
-            tuple(tb for tb in await self.api.list_trunk_bases() if tb.id in wanted),
-        )
+        listed = await self.api.list_trunk_bases(priority=priority)
+        return self._found("trunk base", wanted, tuple(tb for tb in listed if tb.id in wanted))
 
     def _found(self, kind: str, wanted: set[str], found: tuple[_T, ...]) -> tuple[_T, ...]:
         """``found``, after saying once per id which configured objects the org does not have

@@ -100,12 +100,17 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    cfg: config_mod.Config, *, m: metrics.Metrics | None = None, writer: bool = True
+    cfg: config_mod.Config,
+    *,
+    m: metrics.Metrics | None = None,
+    writer: bool = True,
+    window_s: float = 60.0,
 ) -> AsyncIterator[Assembly]:
     """Build the transport, API client, state store and engine for ``cfg``; close them after.
 
     ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
-    writer on the same file is refused with ``StateError``."""
+    writer on the same file is refused with ``StateError``. ``window_s``: the quota's window
+    (``requests_per_minute`` per that many seconds; the benchmarks scale time with it)."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
     store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
@@ -115,7 +120,9 @@ async def open_engine(
     tr = transport.Transport.create(
         endpoints,
         creds,
-        pacing_config=pacing.PacingConfig(quota=cfg.rate_limit.requests_per_minute, window_s=60.0),
+        pacing_config=pacing.PacingConfig(
+            quota=cfg.rate_limit.requests_per_minute, window_s=window_s
+        ),
         config=transport.TransportConfig(
             total_timeout_s=cfg.rate_limit.timeout_s,
             read_timeout_s=cfg.rate_limit.timeout_s,
@@ -142,6 +149,7 @@ async def open_engine(
     )
     m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     channel = None
+    m.set_notifications_enabled(cfg.notifications.enabled)
     if cfg.notifications.enabled:
         n = cfg.notifications
         # Followers subscribe too (they read; only the leader writes): a new leader is current.

@@ -375,6 +375,11 @@ class Metrics:
             registry=r,
         )
         # --- notification channel ----------------------------------------------------------
+        self.notifications_enabled = Gauge(
+            "syncd_notification_enabled",
+            "1 when the notification channel is configured ([notifications] enabled), else 0.",
+            registry=r,
+        )
         self.push_up = Gauge(
             "syncd_notification_push_up",
             "1 while every trunk and schedule topic is pushed (health by push, the poll at its"
@@ -756,6 +761,10 @@ class Metrics:
         self.notification_topics.labels("rejected").set(
             sum(r for _, r in self._link_topics.values())
         )
+
+    def set_notifications_enabled(self, enabled: bool) -> None:
+        """Whether the daemon runs a notification channel at all (the alert needs to know)."""
+        self.notifications_enabled.set(1 if enabled else 0)
 
     def on_push(self, up: bool) -> None:
         """Health comes by push (True) or by poll (False)."""

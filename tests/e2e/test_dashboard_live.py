@@ -343,8 +343,11 @@ def _drive_events(demo: Demo) -> float:
     reconciles = demo.sample_sum("syncd_reconcile_duration_seconds_count")
     demo.control("POST", "/_sim/faults", FAULTS)
     demo.control("POST", "/_sim/ratelimit", STRICT_RATELIMIT)
+    # The notification channel keeps the daemon quiet; a dropped socket makes it open the
+    # next channel and resync (a health listing, schedule listings) into the strict quota.
+    demo.control("POST", "/_sim/notifications/drop")
     try:
-        # 429s first (health polls and the failover's reads run into the quota of 2 per 4 s);
+        # 429s first (the resync's and the failover's reads run into the quota of 2 per 4 s);
         # then the quota goes back to normal so the failover's reconcile is not slowed further.
         demo.wait(
             lambda: (
