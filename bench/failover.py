@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -157,6 +158,9 @@ async def _failures(
     def on_routes(group: str, tb: str) -> bool:
         return not demo._routes_without(sim, cfg, group, tb)
 
+    def off_routes(group: str, tb: str) -> bool:
+        return bool(demo._routes_without(sim, cfg, group, tb))
+
     candidates = [(g.name, t.trunk_base_id) for g in cfg.groups for t in g.trunks]
     writers = [asyncio.create_task(backlog()) for _ in range(8)]
     reactions: list[float] = []
@@ -179,7 +183,7 @@ async def _failures(
             group, tb = pick
             sim.fail_trunk(tb)
             t0 = time.monotonic()
-            if await _until(lambda g=group, t=tb: not on_routes(g, t), args.timeout):
+            if await _until(functools.partial(off_routes, group, tb), args.timeout):
                 reactions.append(time.monotonic() - t0)
             else:
                 missed += 1
