@@ -129,8 +129,9 @@ class Schedule(_Model):
     ] = Field(default=("OnQueueWork",), min_length=1)
     mode: Literal["auto", "poll", "export"] = "auto"
     refresh_s: PositiveInt = 300
-    # While the notification channel pushes schedule publishes, the refresh is a safety net.
-    resync_s: PositiveInt = 3600
+    # While the notification channel pushes schedule publishes, the refresh is a safety net
+    # (below the 30 minutes after which SyncdStaffingDataStale calls the schedules unread).
+    resync_s: PositiveInt = 900
 
     @model_validator(mode="after")
     def _interval_divides_hour(self) -> Schedule:
