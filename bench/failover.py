@@ -218,6 +218,12 @@ async def _schedule_reaction(cfg: Any, sim: Any) -> float | None:
     return round(time.monotonic() - t0, 3) if moved else None
 
 
+def _quiet_for(sim: Any, seconds: float) -> bool:
+    """No API request in the simulator's log for ``seconds``."""
+    last = next((e.t for e in reversed(sim.log) if e.token is not None), None)
+    return last is None or sim.clock() - last >= seconds
+
+
 async def _idle(
     args: argparse.Namespace, cfg: Any, sim: Any, engine: Any, daemon: Any
 ) -> dict[str, Any]:
@@ -228,6 +234,8 @@ async def _idle(
         reconciles = engine.reconciles
         await asyncio.sleep(max(0.0, boundary - time.time()))
         await _until(lambda: engine.reconciles > reconciles, 60.0, 0.05)
+    # Quiet first: the publish's reconcile (and a held drop's re-read) are not idle spend.
+    await _until(lambda: not engine.drops_pending and _quiet_for(sim, 3.0), 60.0, 0.2)
     t0 = sim.clock()
     await asyncio.sleep(args.idle_s)
     t1 = sim.clock()

@@ -183,6 +183,8 @@ NORMAL_RATELIMIT = {"quota": 300, "window_s": 60, "headers": True}
 # failover's route write (the demo fails a trunk of "americas", whose one route must drop it)
 # is re-read and retried until the applier gives up. Certain, so the test cannot be unlucky.
 FAULTS = {"version_conflict_400_rate": 1.0, "routes": ["/api/v2/telephony/providers/edges/sites/"]}
+# Northwind Telecom BYOC 002 (config/demo.toml): priority 1 in americas, always on its route.
+AMERICAS_TRUNK = "2ff07add-8164-4828-ab0c-7850e3e1224e"
 # Panels that read above zero only after a failover, a 429, a retry or a version conflict.
 EVENT_PANELS = {
     "429 responses per second",
@@ -360,6 +362,9 @@ def _drive_events(demo: Demo) -> float:
         )
     finally:
         demo.control("POST", "/_sim/ratelimit", NORMAL_RATELIMIT)
+    # A failover under the faults: with the channel pushing it, the demo's own failover was
+    # done long before the faults were set, so fail a trunk on americas' one route now.
+    demo.control("POST", f"/_sim/trunks/{AMERICAS_TRUNK}/fail")
     try:
         demo.wait(
             lambda: (
