@@ -1,5 +1,8 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, failover);
-print JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state,
+failover).
+
+Each prints JSON.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ BENCHMARKS = {
     "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
     "planner": "bench.planner",  # parse + plan on the simulator's large org
     "status": "bench.status",  # GET /status.json and GET / on the large org
+    "state": "bench.state",  # the event loop while the audit trail is written (and locked)
     "failover": "bench.failover",  # trunk failures under a write backlog, pushed vs polled
 }
 

@@ -204,16 +204,16 @@ def _merge(
 
 def _reorder_only(
     order: tuple[str, ...], group: GroupSpec, decision: model.GroupDecision
-) -> tuple[str, ...]:
-    """ORDER_ONLY: the group's healthy trunks already on the route take the group's slots in
-    allocation order; its failed ones on the route go to the end. Membership never changes."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """ORDER_ONLY: the group's healthy trunks already on the route take their slots in
+    allocation order; membership never changes. Also returns the group's failed trunks on the
+    route, which the caller moves to the end once every group has had its turn (so another
+    group adding its trunks cannot put them after a failed one)."""
     healthy = dict(decision.healthy)
-    mine = frozenset(t.trunk_base_id for t in group.trunks)
-    present = frozenset(order) & mine
-    failed = tuple(tb for tb in order if tb in present and not healthy[tb])
-    keep = tuple(tb for tb in order if tb not in failed)
-    sequence = tuple(tb for tb, _ in decision.allocation if tb in present and healthy[tb])
-    return _merge(keep, present - frozenset(failed), sequence) + failed
+    mine = frozenset(t.trunk_base_id for t in group.trunks) & frozenset(order)
+    usable = frozenset(tb for tb in mine if healthy[tb])
+    sequence = tuple(tb for tb, _ in decision.allocation if tb in usable)
+    return _merge(order, usable, sequence), tuple(tb for tb in mine if not healthy[tb])
 
 
 def _spec_of(group: GroupSpec, route_id: str) -> RouteSpec | None:
@@ -230,6 +230,7 @@ def _desired_route(
     policy for that route allows."""
     order = route.trunk_base_ids
     failed: list[str] = []
+    last: set[str] = set()
     for group in settings.groups:
         decision = decisions.get(group.name)
         spec = _spec_of(group, route.id)
@@ -239,8 +240,14 @@ def _desired_route(
             managed = frozenset(t.trunk_base_id for t in group.trunks)
             order = _merge(order, managed, _group_sequence(group, decision))
         else:
-            order = _reorder_only(order, group, decision)
+            order, to_end = _reorder_only(order, group, decision)
+            last.update(to_end)
         failed.extend(tb for tb, ok in decision.healthy if not ok)
+    if last:
+        # Failed trunks of order-only groups go to the end, in the order they had.
+        order = tuple(tb for tb in order if tb not in last) + tuple(
+            tb for tb in order if tb in last
+        )
     if not order and route.trunk_base_ids:
         # Every trunk of the route failed: removing them all would leave a route with no trunk
         # base, which the API does not take and which dials nothing anyway. Keep them as they

@@ -275,7 +275,10 @@ class Engine:
         A follower (another replica holds the leader lease) does not reconcile: it keeps its
         health and schedules fresh and reconciles the moment it is elected."""
         if not self.fence.leading():
-            log.debug("Not reconciling: another replica is the leader.")
+            log.info(
+                "Not reconciling: this replica does not hold the leader lease (another replica"
+                " leads, or Redis cannot be reached); it keeps reading."
+            )
             return False
         await self._prune_audit(self.clock())
         outcome = await self.run_once(dry_run=False, should_stop=should_stop)

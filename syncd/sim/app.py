@@ -148,6 +148,11 @@ async def _api(sim: Sim, request: web.Request, handler: Handler, cid: str) -> we
         )
         response.headers["Retry-After"] = str(decision.retry_after)
     else:
+        if sim.hold.matches(request.method, request.path):
+            # The whole request is received before it is parked (aiohttp keeps the body), so a
+            # released write is handled even when its client has gone meanwhile: a write in
+            # flight when a process dies may still land.
+            await request.read()
         async with sim.hold.parked(request.method, request.path):
             response = await _faulted(sim, request, handler, cid)
     if sim.rate.headers:

@@ -567,7 +567,7 @@ def test_order_only_reorders_by_allocation() -> None:
 
 
 @given(worlds(), st.sets(st.sampled_from(["r-A", "r-shared"])))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=200, deadline=None)
 def test_order_only_membership_never_changes(world: World, routes: set[str]) -> None:
     world = order_only(world, *routes)
     plan = world.plan()

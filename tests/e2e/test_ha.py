@@ -1,0 +1,244 @@
+"""Two replicas, one writer (docs/ha.md): real ``syncd run`` processes, a real ``syncd sim`` and a
+real ``redis-server``, all on loopback, each started and stopped here by its PID.
+
+The lease timings are shortened (lease 3 s, renew deadline 2 s, retry 0.5 s) so the scenarios
+run in seconds; the 15 s real-time figures are measured by ``python -m bench ha``. Every write is
+checked from outside: the simulator's request log (each answer's correlation id) joined with
+each replica's audit trail (the correlation id and the lease epoch of every write). Waiting is
+polling with a deadline; nothing asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from daemon_helpers import (
+    AMERICAS_TRUNKS,
+    APAC_TRUNKS,
+    DaemonProcess,
+    SimProcess,
+    converged,
+    free_port,
+    sim_process,
+    start_daemon,
+    wait_for,
+    write_config,
+)
+
+from bench import redisproc
+from syncd.engine import state
+
+pytestmark = pytest.mark.slow
+
+LEASE_S, RENEW_DEADLINE_S, RETRY_S = 3.0, 2.0, 0.5
+OUTAGE_S = 30.0  # the must-show's Redis outage (a scenario length, not an assertion)
+
+
+def coordination_section(url: str) -> str:
+    return (
+        "[coordination]\n"
+        'backend = "redis"\n'
+        f'url = "{url}"\n'
+        'key_prefix = "syncd-test"\n'
+        f"lease_s = {LEASE_S}\n"
+        f"renew_deadline_s = {RENEW_DEADLINE_S}\n"
+        f"retry_s = {RETRY_S}\n"
+        "max_write_s = 0.5\n"
+        "timeout_s = 0.5\n\n"
+    )
+
+
+@dataclass
+class Cluster:
+    sim: SimProcess
+    redis: redisproc.RedisServer
+    tmp: Path
+    probe: Path
+    replicas: list[DaemonProcess] = field(default_factory=list)
+    states: list[Path] = field(default_factory=list)
+
+    def start_replica(self, i: int) -> DaemonProcess:
+        port = free_port()
+        st = self.tmp / f"replica{i}.sqlite3"
+        cfg = write_config(
+            self.tmp / f"replica{i}.toml",
+            self.sim.url,
+            state_path=st,
+            metrics_port=port,
+            replace=(("[metrics]", coordination_section(self.redis.url) + "[metrics]"),),
+        )
+        d = start_daemon(cfg, self.tmp / f"replica{i}.log", port)
+        self.replicas.append(d)
+        self.states.append(st)
+        return d
+
+    def leaders(self, among: list[DaemonProcess] | None = None) -> list[DaemonProcess]:
+        return [
+            d
+            for d in (self.replicas if among is None else among)
+            if d.metric_sum("syncd_leader") == 1
+        ]
+
+    def audit(self, i: int) -> list[state.AuditRow]:
+        store = state.StateStore(self.states[i])  # a reader beside the running writer
+        try:
+            return store.history(limit=100_000)
+        finally:
+            store.close()
+
+    def writes(self) -> list[dict[str, Any]]:
+        return [
+            r
+            for r in self.sim.requests()
+            if r["method"] in ("PUT", "PATCH") and 200 <= r["status"] < 300
+        ]
+
+    def owned(self, writes: list[dict[str, Any]]) -> dict[str, tuple[int, int | None]] | None:
+        """``owner()`` once every one of ``writes`` is in some replica's audit trail."""
+        owner = self.owner()
+        return owner if all(w["request_id"] in owner for w in writes) else None
+
+    def owner(self) -> dict[str, tuple[int, int | None]]:
+        """Correlation id → (replica, lease epoch) of every write a replica recorded."""
+        out: dict[str, tuple[int, int | None]] = {}
+        for i in range(len(self.replicas)):
+            for row in self.audit(i):
+                if row.request_id:
+                    out[row.request_id] = (i, row.epoch)
+        return out
+
+
+def at(entry: dict[str, Any]) -> float:
+    """The simulator's wall time of a logged request, as Unix seconds."""
+    return dt.datetime.fromisoformat(str(entry["time"]).replace("Z", "+00:00")).timestamp()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    if redisproc.REDIS_SERVER is None:
+        pytest.skip("redis-server not installed (apt-get install redis-server; .ci/run does)")
+    with redisproc.redis_server(tmp_path / "redis") as redis, sim_process() as sim:
+        probe = write_config(
+            tmp_path / "probe.toml",
+            sim.url,
+            state_path=tmp_path / "probe.sqlite3",
+            metrics_port=free_port(),
+        )
+        c = Cluster(sim, redis, tmp_path, probe)
+        try:
+            yield c
+        finally:
+            for d in c.replicas:
+                if d.alive():
+                    d.signal(signal.SIGCONT)  # a paused one must be able to hear SIGTERM
+                d.stop()
+
+
+def test_redis_down_no_write_without_a_lease_and_convergence_when_it_returns(
+    cluster: Cluster,
+) -> None:
+    a, b = cluster.start_replica(0), cluster.start_replica(1)
+    wait_for(lambda: len(cluster.leaders()) == 1, timeout=120, what="one leader")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="the first convergence")
+    before = cluster.writes()
+    assert before  # the demo org needed writes: the leader made them
+
+    cluster.redis.stop()
+    wait_for(
+        lambda: all(
+            d.metric_sum("syncd_coordination_up") == 0 and d.metric_sum("syncd_leader") == 0
+            for d in (a, b)
+        ),
+        timeout=60,
+        what="both replicas to report Redis down and hold no lease",
+    )
+    fenced_from = max((at(w) for w in cluster.writes()), default=0.0)
+    # Carriers fail while nobody can hold the lease: the routes must change, and cannot.
+    cluster.sim.control("POST", f"trunks/{APAC_TRUNKS[0]}/fail")
+    cluster.sim.control("POST", f"trunks/{AMERICAS_TRUNKS[0]}/fail")
+    wait_for(
+        lambda: all(
+            any("does not hold the leader lease" in m for m in d.log_messages()) for d in (a, b)
+        ),
+        timeout=60,
+        what="both replicas to refuse a reconcile without the lease",
+    )
+    assert not converged(cluster.probe)  # writes are due ...
+    # The outage lasts until each replica has tried (and failed) to reach the lease as many
+    # times as it would in OUTAGE_S seconds: the replicas' own attempts are the clock.
+    errors = "syncd_coordination_errors_total"
+    tries = {d.pid: d.metric_sum(errors, operation="lease") for d in (a, b)}
+    wait_for(
+        lambda: all(
+            d.metric_sum(errors, operation="lease") - tries[d.pid] >= OUTAGE_S / RETRY_S
+            for d in (a, b)
+        ),
+        timeout=OUTAGE_S * 10,
+        what="the outage to last its length in lease attempts",
+    )
+    during = [w for w in cluster.writes() if at(w) > fenced_from]
+    assert during == []  # ... and none was made while Redis was down
+    assert "Redis cannot be reached" in " ".join(a.log_messages() + b.log_messages())
+
+    cluster.redis.start()  # same port, empty: the epoch must still rise
+    wait_for(lambda: len(cluster.leaders()) == 1, timeout=120, what="a leader again")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="convergence after Redis")
+    after = [w for w in cluster.writes() if at(w) > fenced_from]
+    assert after  # the failovers were written once a lease could be held
+    owner = wait_for(lambda: cluster.owned(cluster.writes()), timeout=30, what="audit rows")
+    epochs_before = {owner[w["request_id"]][1] for w in before}
+    epochs_after = {owner[w["request_id"]][1] for w in after}
+    assert None not in epochs_before | epochs_after
+    assert min(e for e in epochs_after if e is not None) > max(
+        e for e in epochs_before if e is not None
+    )
+
+
+def test_a_stale_leader_resumed_after_its_lease_makes_no_write(cluster: Cluster) -> None:
+    a, b = cluster.start_replica(0), cluster.start_replica(1)
+    wait_for(lambda: len(cluster.leaders()) == 1, timeout=120, what="one leader")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="the first convergence")
+    (stale,) = cluster.leaders()
+    other = b if stale is a else a
+    stale_i = cluster.replicas.index(stale)
+
+    stale.signal(signal.SIGSTOP)
+    wait_for(
+        lambda: other.metric_sum("syncd_leader") == 1,
+        timeout=60,
+        what="the other replica to take over after the paused leader's lease lapsed",
+    )
+    taken = other.metric_sum("syncd_lease_epoch")
+    cluster.sim.control("POST", f"trunks/{APAC_TRUNKS[1]}/fail")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="the new leader's failover")
+    resumed_from = max(at(w) for w in cluster.writes())
+
+    stale.signal(signal.SIGCONT)
+    wait_for(
+        lambda: any("steps down" in m for m in stale.log_messages()),
+        timeout=60,
+        what="the resumed replica to notice it lost the lease",
+    )
+    # More work after the resume: whoever leads does it, and it is not the stale replica.
+    cluster.sim.control("POST", f"trunks/{AMERICAS_TRUNKS[1]}/fail")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="convergence after resume")
+    wait_for(
+        lambda: stale.metric_sum("syncd_leader") == 0 or None,
+        timeout=30,
+        what="the resumed replica's metrics",
+    )
+
+    late = [w for w in cluster.writes() if at(w) > resumed_from]
+    assert late  # writes happened after the resume: the check below is not vacuous
+    owner = wait_for(lambda: cluster.owned(late), timeout=30, what="audit rows")
+    assert [w for w in late if owner[w["request_id"]][0] == stale_i] == []
+    assert all(owner[w["request_id"]][1] >= taken for w in late)  # type: ignore[operator]
+    # Nothing the stale replica recorded after its pause was sent under its old epoch.
+    stale_rows = [r for r in cluster.audit(stale_i) if r.ts > resumed_from]
+    assert [r for r in stale_rows if r.outcome == state.APPLIED] == []
