@@ -144,11 +144,15 @@ class Engine:
         return int(self._wall0 + (self._monotonic() - self._mono0))
 
     async def poll_health(self) -> bool:
+        ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
         async with self._health_lock:
-            statuses = await self.reader.trunk_statuses()
+            try:
+                statuses = await self.reader.trunk_statuses()
+            except errors.ApiError:
+                self._observe_unknown(tuple(ids))  # no listing: every trunk's health is unknown
+                raise
             self._statuses = {s.trunk_id: s for s in statuses}
             now = self._health_now()
-            ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
             self._observe_unknown(health.unobserved(statuses, ids))
             changed = await self._fold(now, source="poll")
             self.board.note_poll("health", now, self.cfg.health.poll_s)
@@ -320,7 +324,9 @@ class Engine:
             f"{x.group}: {x.staffed_fte:.1f} FTE → {x.desired_lines} lines" for x in d
         )
         failed = sum(1 for h in self.health.values() if h.state is model.HealthState.FAILED)
-        return f"{lines}; {failed} trunk(s) in failover; {self.reconciles} reconcile(s)"
+        held = [x.group for x in d if x.held]
+        holding = f"; line counts held: {', '.join(held)}" if held else ""
+        return f"{lines}; {failed} trunk(s) in failover{holding}; {self.reconciles} reconcile(s)"
 
     async def close(self) -> None:
         """Nothing of its own to close: ``runner.open_engine`` owns the transport and store."""
