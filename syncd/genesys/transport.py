@@ -442,7 +442,10 @@ class Transport:
         """The pacing gate: wait for a slot, send with that token, feed the answer back (a
         429 pauses the token for Retry-After + jitter), report the attempt."""
         lease = await self.limiter.acquire(
-            call.priority, endpoint=call.template, token_index=call.token_index
+            call.priority,
+            endpoint=call.template,
+            method=call.method,
+            token_index=call.token_index,
         )
         try:
             token, generation = await self.pool.sources[lease.index].token()
