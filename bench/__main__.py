@@ -1,4 +1,5 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status); print JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status,
+ha); print JSON."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 BENCHMARKS = {
     "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
     "planner": "bench.planner",  # parse + plan on the simulator's large org
+    "ha": "bench.ha",  # 3 replicas, leader killed mid-burst, with and without Redis
     "status": "bench.status",  # GET /status.json and GET / on the large org
 }
 
