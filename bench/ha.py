@@ -247,6 +247,24 @@ class Run:
                 store.close()
         return out
 
+    def unanswered(self) -> list[tuple[int, int | None, str, float]]:
+        """(replica, epoch, object id, ts) of writes sent but never answered (a kill landed
+        while they were in flight): the simulator logged them, the audit has no request id."""
+        from syncd.engine import state
+
+        out = []
+        for r in self.replicas:
+            store = state.StateStore(r.state)
+            try:
+                out += [
+                    (r.index, row.epoch, row.object_id, row.ts)
+                    for row in store.history(limit=1_000_000)
+                    if not row.request_id and row.outcome in (state.PENDING, state.INTERRUPTED)
+                ]
+            finally:
+                store.close()
+        return out
+
     def double_writes(self, writes: list[dict[str, Any]]) -> int:
         """Writes that set an object to the value an earlier write of the same burst had
         already set it to (by whichever replica)."""
@@ -288,7 +306,18 @@ def lease_history(client: redis.Redis) -> list[tuple[float, int, int]]:
 def non_leader_writes(
     run: Run, writes: list[dict[str, Any]], history: list[tuple[float, int, int]]
 ) -> int:
-    owner = run.audit()
+    owner = {rid: (i, epoch) for rid, (i, epoch, _) in run.audit().items()}
+    for w in writes:
+        if w["request_id"] not in owner:
+            # Its sender was killed before the answer came: the audit row it began says who.
+            sent = [
+                (ts, i, epoch)
+                for i, epoch, object_id, ts in run.unanswered()
+                if object_id in w["path"] and ts <= wall(w)
+            ]
+            if sent:
+                _, i, epoch = max(sent)
+                owner[w["request_id"]] = (i, epoch)
     pid_of_epoch = {epoch: pid for _, epoch, pid in history}
     start_of = {epoch: at for at, epoch, _ in history}
     starts = sorted(start_of.items(), key=lambda kv: kv[1])
@@ -348,7 +377,12 @@ def run_backend(
                 takeovers.append(history[-1][0] - killed_at)
                 run.replicas[victim].start()  # back as a follower
             wait(run.converged, timeout=300, what=f"convergence after burst {k + 1}")
-        converged = run.converged()
+        # The end state: a dry run plans nothing (within a bound: a recovered carrier comes
+        # back only after its hold-down).
+        try:
+            converged = wait(run.converged, timeout=120, what="the final convergence")
+        except RuntimeError:
+            converged = False
         writes = run.writes()
         history = lease_history(client) if client is not None else []
         counters = http("GET", f"{sim}/_sim/counters")
