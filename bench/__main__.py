@@ -1,5 +1,7 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status,
-ha); print JSON."""
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state, ha).
+
+Each prints JSON.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ BENCHMARKS = {
     "planner": "bench.planner",  # parse + plan on the simulator's large org
     "ha": "bench.ha",  # 3 replicas, leader killed mid-burst, with and without Redis
     "status": "bench.status",  # GET /status.json and GET / on the large org
+    "state": "bench.state",  # the event loop while the audit trail is written (and locked)
 }
 
 

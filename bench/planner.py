@@ -117,7 +117,10 @@ def settings_of(meta: dict[str, Any]) -> planner.PlannerSettings:
                 name=g["name"],
                 management_units=tuple(g["mus"]),
                 campaigns=tuple(planner.CampaignSpec(id=c, weight=w) for c, w in g["campaigns"]),
-                routes=tuple(planner.RouteSpec(site_id=s, id=r) for s, r in g["routes"]),
+                routes=tuple(
+                    planner.RouteSpec(site_id=s, id=r, trunks=planner.RouteMembership.MANAGED)
+                    for s, r in g["routes"]
+                ),
                 trunks=tuple(
                     allocation.TrunkSpec(trunk_base_id=t, capacity=c, priority=p)
                     for t, c, p in g["trunks"]

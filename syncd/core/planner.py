@@ -1,6 +1,6 @@
 """The planner: desired routing state per group, and the minimal ordered plan to reach it.
 
-Role (DOMAIN.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
+Role (docs/domain.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
 group: staffed FTE → demanded lines → allocation over healthy trunks → desired route order,
 campaign line counts and (opt-in) call-rate property; then a diff against what was read, giving
 writes only where an owned value really differs (line counts only beyond the hysteresis band,
@@ -18,7 +18,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from syncd.core import allocation, health, model, staffing
+from syncd.core import allocation, health, model, staffing, table
 
 # fte × lines_per_agent computed in floats can land a hair above a whole number
 # (3 × 0.1 × 10 = 3.0000000000000004); that must not cost an extra line.
@@ -39,7 +39,7 @@ class CampaignSpec:
 
 
 class RouteMembership(enum.StrEnum):
-    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+    """What syncd may do to a route's membership, per group listing it (docs/domain.md, routes).
 
     ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
     per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
@@ -74,7 +74,7 @@ class CallRateSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSpec:
-    """A group ties staffing to capacity (DOMAIN.md, Configuration)."""
+    """A group ties staffing to capacity (docs/domain.md, Configuration)."""
 
     name: str
     management_units: tuple[str, ...]
@@ -204,16 +204,16 @@ def _merge(
 
 def _reorder_only(
     order: tuple[str, ...], group: GroupSpec, decision: model.GroupDecision
-) -> tuple[str, ...]:
-    """ORDER_ONLY: the group's healthy trunks already on the route take the group's slots in
-    allocation order; its failed ones on the route go to the end. Membership never changes."""
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """ORDER_ONLY: the group's healthy trunks already on the route take their slots in
+    allocation order; membership never changes. Also returns the group's failed trunks on the
+    route, which the caller moves to the end once every group has had its turn (so another
+    group adding its trunks cannot put them after a failed one)."""
     healthy = dict(decision.healthy)
-    mine = frozenset(t.trunk_base_id for t in group.trunks)
-    present = frozenset(order) & mine
-    failed = tuple(tb for tb in order if tb in present and not healthy[tb])
-    keep = tuple(tb for tb in order if tb not in failed)
-    sequence = tuple(tb for tb, _ in decision.allocation if tb in present and healthy[tb])
-    return _merge(keep, present - frozenset(failed), sequence) + failed
+    mine = frozenset(t.trunk_base_id for t in group.trunks) & frozenset(order)
+    usable = frozenset(tb for tb in mine if healthy[tb])
+    sequence = tuple(tb for tb, _ in decision.allocation if tb in usable)
+    return _merge(order, usable, sequence), tuple(tb for tb in mine if not healthy[tb])
 
 
 def _spec_of(group: GroupSpec, route_id: str) -> RouteSpec | None:
@@ -230,6 +230,7 @@ def _desired_route(
     policy for that route allows."""
     order = route.trunk_base_ids
     failed: list[str] = []
+    last: set[str] = set()
     for group in settings.groups:
         decision = decisions.get(group.name)
         spec = _spec_of(group, route.id)
@@ -239,8 +240,14 @@ def _desired_route(
             managed = frozenset(t.trunk_base_id for t in group.trunks)
             order = _merge(order, managed, _group_sequence(group, decision))
         else:
-            order = _reorder_only(order, group, decision)
+            order, to_end = _reorder_only(order, group, decision)
+            last.update(to_end)
         failed.extend(tb for tb, ok in decision.healthy if not ok)
+    if last:
+        # Failed trunks of order-only groups go to the end, in the order they had.
+        order = tuple(tb for tb in order if tb not in last) + tuple(
+            tb for tb in order if tb in last
+        )
     if not order and route.trunk_base_ids:
         # Every trunk of the route failed: removing them all would leave a route with no trunk
         # base, which the API does not take and which dials nothing anyway. Keep them as they
@@ -574,9 +581,12 @@ def _show(value: model.WriteValue, names: Mapping[str, str]) -> str:
     return str(value)
 
 
-def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str:
+def format_plan(
+    plan: model.Plan, names: Mapping[str, str] | None = None, *, wide: bool = False
+) -> str:
     """A table a person can read: one row per write (object, field, current → desired,
-    reason), after one summary row per group. ``names`` shows trunk bases by name."""
+    reason), after one summary row per group. ``names`` shows trunk bases by name; the table
+    fits 100 columns (objects by name) unless ``wide`` (every cell whole, ids added)."""
     names = names or {}
     lines = []
     for d in plan.decisions:
@@ -589,29 +599,34 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
         lines.append("no writes: actual state matches desired state")
         return "\n".join(lines)
     if plan.writes:
-        lines.extend(_table(plan.writes, names))
+        lines.extend(_table(plan.writes, names, wide=wide))
     else:
         lines.append("no writes")
     for h in plan.held:
         lines.append(f"held: group {h.group}: {h.reason}")
-        lines.extend("  " + row for row in _table(h.writes, names) if h.writes)
+        lines.extend("  " + row for row in _table(h.writes, names, wide=wide) if h.writes)
     return "\n".join(lines)
 
 
-def _table(writes: Sequence[model.Write], names: Mapping[str, str]) -> list[str]:
-    rows = [("priority", "object", "field", "current → desired", "reason")]
-    for w in writes:
-        rows.append(
-            (
-                w.priority.name.lower(),
-                f"{w.kind.value} {w.object_name} ({w.object_id})",
-                w.field,
-                f"{_show(w.before, names)} → {_show(w.after, names)}",
-                w.reason,
-            )
+def _table(
+    writes: Sequence[model.Write], names: Mapping[str, str], *, wide: bool = False
+) -> list[str]:
+    """Objects by name, 100 columns; ``wide``: every cell whole, the field and the id added
+    (the kind, campaign_lines or route_order, already says which field)."""
+    rows = [
+        (
+            w.priority.name.lower(),
+            f"{w.kind.value} {w.object_name}",
+            f"{_show(w.before, names)} → {_show(w.after, names)}",
+            w.reason,
+            *((w.field, w.object_id) if wide else ()),
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4] for r in rows]
+        for w in writes
+    ]
+    header: tuple[str, ...] = ("priority", "object", "current → desired", "reason")
+    if wide:
+        header += ("field", "object id")
+    return table.render(header, rows, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
 
 
 def _json_value(value: model.WriteValue) -> object:

@@ -185,8 +185,10 @@ class Reader:
                     f"schedule.business_units: business unit {bu_id} does not exist in the org"
                     " (or this client cannot see it)",
                 )
-            except errors.ApiError as exc:
-                self._bu_error[bu_id] = str(exc)
+            except (errors.ApiError, ValueError, KeyError) as exc:
+                # KeyError/ValueError: an answer that parsed but cannot be used (a time zone
+                # zoneinfo does not know); like an outage, it holds, never crashes the daemon.
+                self._bu_error[bu_id] = str(exc) or type(exc).__name__
                 log.warning(
                     "The schedules of business unit %s could not be read (%s): the line counts"
                     " of its groups are held at their last values until they can; routes still"

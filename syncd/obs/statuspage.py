@@ -103,7 +103,7 @@ vertical-align:middle;margin-right:6px;overflow:hidden}
 .empty{color:var(--mute);padding:10px 12px;margin:0}
 footer{color:var(--mute);font-size:12px;text-align:center;padding:16px}
 @media (max-width:600px){body{font-size:14px}main{padding:8px}th,td{padding:5px 7px}
-svg.chart text{font-size:20px}}
+svg.chart text{font-size:20px}svg.chart text.tick:not(.h6){display:none}}
 """
 
 
@@ -236,9 +236,11 @@ def _chart(group: Mapping[str, Any], index: int) -> str:
         if iv["local"].endswith(":00") and iv["start"] >= group["day_start"]:
             x = ax.x(iv["start"])
             out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{TOP}" y2="{H - BOTTOM}"/>')
-            if int(iv["local"][:2]) % 3 == 0:
+            hour = int(iv["local"][:2])
+            if hour % 3 == 0:
+                six = " h6" if hour % 6 == 0 else ""  # a phone shows every sixth hour only
                 out.append(
-                    f'<text class="tick" x="{x}" y="{H - BOTTOM + 16}" '
+                    f'<text class="tick{six}" x="{x}" y="{H - BOTTOM + 16}" '
                     f'text-anchor="middle">{_e(iv["local"])}</text>'
                 )
     # unknown intervals (no schedule fetched for them)

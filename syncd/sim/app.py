@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from syncd.sim import control, notifications, routes_telephony, routes_wfm
+from syncd.sim import control, notifications, routes_authorization, routes_telephony, routes_wfm
 from syncd.sim.http import (
     CID_KEY,
     SIM_KEY,
@@ -148,6 +148,11 @@ async def _api(sim: Sim, request: web.Request, handler: Handler, cid: str) -> we
         )
         response.headers["Retry-After"] = str(decision.retry_after)
     else:
+        if sim.hold.matches(request.method, request.path):
+            # The whole request is received before it is parked (aiohttp keeps the body), so a
+            # released write is handled even when its client has gone meanwhile: a write in
+            # flight when a process dies may still land.
+            await request.read()
         async with sim.hold.parked(request.method, request.path):
             response = await _faulted(sim, request, handler, cid)
     if sim.rate.headers:
@@ -303,6 +308,7 @@ def build_app(sim: Sim) -> web.Application:
     app.router.add_put("/sim-uploads/{key}", upload)
     routes_wfm.add_routes(app.router)
     routes_telephony.add_routes(app.router)
+    routes_authorization.add_routes(app.router)
     notifications.install(app, sim)
     control.add_routes(app.router)
     return app

@@ -199,11 +199,13 @@ class Hold:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    def matches(self, method: str, path: str) -> bool:
+        return self.config is not None and self.config.matches(method, path)
+
     @contextlib.asynccontextmanager
     async def parked(self, method: str, path: str) -> AsyncIterator[None]:
         """Around the handling of one request: wait at the gate first if the hold matches."""
-        cfg = self.config
-        if cfg is None or not cfg.matches(method, path):
+        if not self.matches(method, path):
             yield
             return
         gate = self._gate

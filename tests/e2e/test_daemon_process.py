@@ -173,8 +173,9 @@ def test_kill_9_mid_burst_then_restart_converges_keeps_edits_and_audits_every_wr
             interrupted[obj],
         )
     # Interrupted rows that did land are the difference; the rest never reached the server.
+    # The writes parked at the kill landed when released, with their sender gone.
     landed = sum(server.values()) - sum(applied.values())
-    assert 0 <= landed <= outcomes["interrupted"]
+    assert held <= landed <= outcomes["interrupted"]
     print(
         "crash:",
         {

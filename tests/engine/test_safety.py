@@ -9,6 +9,7 @@ metrics; nothing waits on the wall clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
@@ -372,3 +373,60 @@ async def test_the_hold_down_survives_a_wall_clock_step(
         clocks.elapse(hold_down)
         assert await engine.poll_health()  # recovered after the hold-down, not before
         assert engine.health[ACME_001].state is model.HealthState.HEALTHY
+
+
+async def test_an_unknown_business_unit_is_reported_and_holds_its_groups_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        lines = _lines(sim)
+        bus = engine.cfg.schedule.business_units
+        typo = bus[0][:-1] + ("0" if bus[0][-1] != "0" else "1")
+        cfg = engine.cfg
+        schedule = cfg.schedule.model_copy(update={"business_units": (typo, *bus[1:])})
+        engine.apply_config(cfg.model_copy(update={"schedule": schedule}))
+        sim.reset_counters()
+        await engine.refresh_schedules()
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        assert any(typo in p and "business unit" in p for p in engine.problems())
+        assert "apac" in {h.group for h in outcome.plan.held}  # its units are in that BU
+        assert sim.count(route=CAMPAIGN, method="PATCH") == 0
+        assert _lines(sim) == lines
+        text = asm.metrics.render().decode()
+        assert "syncd_config_problems 1.0" in text
+
+
+class BadZone:
+    """The real API port, but a business unit answers with a time zone nobody knows."""
+
+    def __init__(self, inner: api_mod.GenesysApiPort) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def business_unit(self, business_unit_id: str, **kw: Any) -> api_mod.BusinessUnitInfo:
+        info = await self._inner.business_unit(business_unit_id, **kw)
+        return dataclasses.replace(info, time_zone="Mars/Olympus_Mons")
+
+
+async def test_an_unusable_wfm_answer_holds_lines_and_failover_still_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim = running.sim
+        engine = cycle.Engine(
+            asm.cfg, api=BadZone(asm.engine.api), store=asm.store, observer=asm.metrics
+        )
+        await engine.start()  # does not raise: the schedules are unreadable, health is not
+        lines = _lines(sim)
+        sim.fail_trunk(ACME_001)
+        assert await engine.poll_health()
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        assert ACME_001 not in _route_ids(sim, SITE_001_DEFAULT)
+        assert _lines(sim) == lines
+        assert {h.group for h in outcome.plan.held} == {"apac", "americas"}

@@ -125,10 +125,12 @@ def _doc(*, day: dt.date = dt.date(2026, 10, 25), shortfall_at: int = 40) -> dic
 
 def test_a_25_hour_day_is_drawn_as_it_is() -> None:
     page = statuspage.render(_doc())
-    ticks = re.findall(r'<text class="tick"[^>]*>([^<]+)</text>', page)
+    ticks = re.findall(r'<text class="tick[^"]*"[^>]*>([^<]+)</text>', page)
     # Every third local hour; 00:00 → 03:00 takes four real hours (02:00 happens twice).
     assert ticks == ["00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00"]
-    xs = [float(x) for x in re.findall(r'<text class="tick" x="([\d.]+)"', page)]
+    xs = [float(x) for x in re.findall(r'<text class="tick[^"]*" x="([\d.]+)"', page)]
+    # A phone shows every sixth hour: 00:00, 06:00, 12:00, 18:00.
+    assert re.findall(r'<text class="tick h6"[^>]*>([^<]+)</text>', page) == ticks[::2]
     assert xs[1] - xs[0] > xs[2] - xs[1]
     assert abs((xs[1] - xs[0]) / (xs[2] - xs[1]) - 4 / 3) < 0.01
     assert "25 h day (DST)" in page
