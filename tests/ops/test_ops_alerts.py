@@ -31,6 +31,9 @@ EXPECTED_ALERTS = {
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
     "SyncdNotificationChannelDown",
+    "SyncdCoordinationDown",
+    "SyncdNoLeader",
+    "SyncdSeveralLeaders",
 }
 
 
