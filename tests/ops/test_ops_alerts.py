@@ -30,6 +30,10 @@ EXPECTED_ALERTS = {
     "SyncdStaffingDataStale",
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
+    "SyncdNotificationChannelDown",
+    "SyncdCoordinationDown",
+    "SyncdNoLeader",
+    "SyncdSeveralLeaders",
 }
 
 
