@@ -14,6 +14,7 @@ touch the network, or import the engine.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,14 +22,14 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from syncd import errors
 from syncd.core import allocation, lease, planner
 from syncd.genesys import regions
 
-# FACTS.md §2 (SDK269 PureCloudRegionHosts); the login host is the API host with api. → login.
-# The region table lives with the client that uses it (FACTS.md §2).
+# docs/genesys-setup.md "Regions" (the SDK's PureCloudRegionHosts); the login host is the API
+# host with api. → login. The region table lives with the client that uses it.
 REGIONS = regions.REGIONS
 
 # Scalars are strict (TOML is typed: "20" where a number belongs is a mistake to report);
@@ -36,6 +37,37 @@ REGIONS = regions.REGIONS
 PositiveInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
 Name = Annotated[str, Field(min_length=1, strict=True)]
+
+
+def _http_url(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"{value!r} is not an http(s) URL (e.g. https://api.mypurecloud.ie)")
+    return value
+
+
+def _host_port(value: str) -> str:
+    """``HOST:PORT`` (``[v6]:PORT`` for IPv6) with a port from 1 to 65535."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"{value!r} is not HOST:PORT (e.g. 127.0.0.1:9464 or [::1]:9464)")
+    if not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {int(port)} is outside 1-65535")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or not re.fullmatch(r"[0-9A-Za-z.:-]+", bare):
+        raise ValueError(f"{value!r}: {host!r} is not a host name or IP address")
+    return value
+
+
+def _label(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ValueError(
+            f"{value!r} is not a metric label (1-64 letters, digits or the characters _ . : -)"
+        )
+    return value
+
+
+HttpUrl = Annotated[str, Field(strict=True), AfterValidator(_http_url)]
+HostPort = Annotated[str, Field(strict=True), AfterValidator(_host_port)]
 
 
 class _Model(BaseModel):
@@ -58,12 +90,12 @@ class Credential(_Model):
 
 class Org(_Model):
     region: Literal[tuple(REGIONS)] | None = None  # type: ignore[valid-type]
-    api_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
-    login_url: Annotated[str, Field(pattern=r"^https?://[^/]+")] | None = None
+    api_url: HttpUrl | None = None
+    login_url: HttpUrl | None = None
     client_id: Name
     secret_credential: Name | None = None
     secret_env: Name | None = None
-    # Extra tokens, each with its own rate budget (DOMAIN.md: the API budget).
+    # Extra tokens, each with its own rate budget (docs/domain.md: the API budget).
     token_pool: tuple[Credential, ...] = ()
 
     @model_validator(mode="after")
@@ -130,11 +162,14 @@ class Schedule(_Model):
     mode: Literal["auto", "poll", "export"] = "auto"
     refresh_s: PositiveInt = 300
 
-    @model_validator(mode="after")
-    def _interval_divides_hour(self) -> Schedule:
-        if 60 % self.interval_minutes:
-            raise ValueError("interval_minutes must divide 60")
-        return self
+    @field_validator("interval_minutes")
+    @classmethod
+    def _interval_divides_hour(cls, value: int) -> int:
+        if 60 % value:
+            raise ValueError(
+                f"must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60), got {value}"
+            )
+        return value
 
 
 class Health(_Model):
@@ -151,7 +186,7 @@ class Safety(_Model):
 
 
 class Metrics(_Model):
-    listen: Annotated[str, Field(pattern=r"^\[?[0-9A-Za-z.:-]*\]?:\d{1,5}$")] = "127.0.0.1:9464"
+    listen: HostPort = "127.0.0.1:9464"
 
 
 class Coordination(_Model):
@@ -213,7 +248,7 @@ class RouteRef(_Model):
 
 
 # A metric label: short, stable, Prometheus-friendly (the trunk base id when not given).
-Label = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", strict=True)]
+Label = Annotated[str, Field(strict=True), AfterValidator(_label)]
 
 
 class Trunk(_Model):
@@ -353,8 +388,12 @@ def _message(err: Mapping[str, Any]) -> str:
         return f"must be {bounds[kind]} {limit}, got {err.get('input')!r}"
     if kind == "literal_error":
         return f"must be {ctx.get('expected', '?')}, got {err.get('input')!r}"
-    msg = str(err.get("msg", "invalid"))
-    return msg.removeprefix("Value error, ")
+    msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+    if kind.endswith(("_type", "_parsing")):
+        # A wrong type: show what was written (short; a whole table would be long).
+        shown = repr(err.get("input"))
+        return f"{msg}, got {shown if len(shown) <= 60 else shown[:57] + '...'}"
+    return msg
 
 
 def _cross_checks(data: Any) -> list[str]:
@@ -542,3 +581,33 @@ def check_secrets(config: Config, environ: Mapping[str, str] | None = None) -> N
             problems.extend(exc.problems)
     if problems:
         raise errors.ConfigError(problems)
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line overrides
+# --------------------------------------------------------------------------------------------
+
+
+def override_endpoints(config: Config, api_url: str | None, login_url: str | None) -> Config:
+    """The configuration pointed at other API/login base URLs (``--api-url``/``--login-url``,
+    e.g. a simulator started by hand); the region is then unused. Given only ``api_url``, the
+    login URL follows the SDKs' rule (``api.`` → ``login.``, else the same host)."""
+    if api_url is None and login_url is None:
+        return config
+    api = api_url or config.org.api_base
+    login = login_url or (regions.login_url_for(api) if api_url else config.org.login_base)
+    data = config.org.model_dump()
+    data.update(region=None, api_url=api, login_url=login)
+    try:
+        org = Org.model_validate(data)
+    except pydantic.ValidationError as exc:
+        # A login URL derived from a bad --api-url is bad for the same reason: say it once.
+        given = {"api_url": api_url, "login_url": login_url}
+        raise errors.ConfigError(
+            [
+                f"--{_path(tuple(e['loc'])).replace('_', '-')}: {_message(e)}"
+                for e in exc.errors()
+                if not e["loc"] or given.get(str(e["loc"][0]), "") is not None
+            ]
+        ) from None
+    return config.model_copy(update={"org": org})

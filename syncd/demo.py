@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
 import socket
@@ -131,12 +132,17 @@ def _spend(sim: Any, now: float) -> int:
 
 
 class View:
-    """The live terminal view (ANSI redraw on a terminal, a line every few seconds otherwise)."""
+    """The live terminal view (ANSI redraw on a terminal); otherwise (``--plain``, or not a
+    terminal) short lines: every few seconds, the lines of the view that changed, each cut to
+    ``PLAIN_WIDTH`` columns, without the per-trunk detail unless a trunk failed."""
+
+    PLAIN_WIDTH = 100
 
     def __init__(self, out: TextIO, *, live: bool) -> None:
         self.out = out
         self.live = live
-        self._last_plain = 0.0
+        self._last_plain = -math.inf
+        self._shown: dict[str, str] = {}
 
     def render(self, lines: list[str], *, now: float) -> None:
         if self.live:
@@ -144,8 +150,31 @@ class View:
             self.out.flush()
         elif now - self._last_plain >= 5.0:
             self._last_plain = now
-            self.out.write(" | ".join(line.strip() for line in lines[2:] if line.strip()) + "\n")
-            self.out.flush()
+            fresh = [text for key, text in self._plain(lines) if self._changed(key, text)]
+            if fresh:
+                self.out.write("\n".join(fresh) + "\n")
+                self.out.flush()
+
+    def _plain(self, lines: list[str]) -> list[tuple[str, str]]:
+        """(key, short line) per line worth showing; the key (what the line is about: a group,
+        a trunk, the totals) is the text before the first wide gap."""
+        out = []
+        for line in lines[2:]:
+            detail = line.startswith("    ")
+            text = " ".join(line.split())
+            if not text or (detail and "FAILED" not in text):
+                continue
+            if len(text) > self.PLAIN_WIDTH:
+                text = text[: self.PLAIN_WIDTH - 1] + "…"
+            out.append((line.strip().split("  ", 1)[0], text))
+        return out
+
+    def _changed(self, key: str, text: str) -> bool:
+        """Print a line again only when it says something new."""
+        if self._shown.get(key) == text:
+            return False
+        self._shown[key] = text
+        return True
 
 
 def _screen(
@@ -221,6 +250,7 @@ async def run_demo(
     metrics_port: int = 0,
     plain: bool = False,
     out: TextIO | None = None,
+    log_level: str = "INFO",
 ) -> int:
     out = out or sys.stdout
     live = not plain and out.isatty()
@@ -231,7 +261,7 @@ async def run_demo(
     else:
         log_dir = None
         log_stream = sys.stderr
-    logs.setup_logging(stream=log_stream)
+    logs.setup_logging(log_level, stream=log_stream)
     os.environ.setdefault("SYNCD_CLIENT_SECRET", "demo-secret")
     running = await sim_server.start_sim(org="small", seed=1)
     sim = running.sim

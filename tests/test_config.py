@@ -90,20 +90,102 @@ def test_every_error_with_its_path() -> None:
     for expected in [
         "org.colour: unknown key",
         "rate_limit.requests_per_minute: must be > 0",
-        "schedule: interval_minutes must divide 60",
+        "schedule.interval_minutes: must divide 60",
         "groups[0].campaigns[0].weight: must be > 0",
         "groups[0].trunks[1].capacity: must be > 0",
         "groups[0].min_lines: 9 is greater than max_lines 5",
         "groups[1].name: duplicate group name 'g1'",
-        "groups[1].trunks[0].capacity: Input should be a valid integer",
+        "groups[1].trunks[0].capacity: Input should be a valid integer, got '10'",
         "groups[1].trunks[0].trunk_base_id: t1 already belongs to groups[0].trunks[0]",
         "groups[1].campaigns[0].id: c1 already belongs to groups[0].campaigns[0]",
-        "groups[1].failed_trunks:",
+        "groups[1].failed_trunks: must be 'remove' or 'last', got 'sometimes'",
     ]:
         assert expected in problems
     # (Object-level checks such as "set region or api_url" run once the object's own keys are
     # valid, so org's unknown key hides them in this run.)
     assert len(info.value.problems) == 11
+
+
+def _problems(text: str) -> tuple[str, ...]:
+    with pytest.raises(errors.ConfigError) as info:
+        config.parse(text)
+    return info.value.problems
+
+
+@pytest.mark.parametrize(
+    ("listen", "expected"),
+    [
+        ("localhost:99999", "metrics.listen: 'localhost:99999': port 99999 is outside 1-65535"),
+        ("localhost:0", "metrics.listen: 'localhost:0': port 0 is outside 1-65535"),
+        ("127.0.0.1", "metrics.listen: '127.0.0.1' is not HOST:PORT (e.g. 127.0.0.1:9464"),
+        ("no such host:80", "metrics.listen: 'no such host:80': 'no such host' is not a host"),
+    ],
+)
+def test_a_bad_listen_address_is_named_in_words(listen: str, expected: str) -> None:
+    (problem,) = _problems(GOOD + f'\n[metrics]\nlisten = "{listen}"\n')
+    assert problem.startswith(expected)
+    assert "pattern" not in problem  # no raw regular expression
+
+
+@pytest.mark.parametrize("listen", ["localhost:9464", "[::1]:9464", "0.0.0.0:65535"])
+def test_good_listen_addresses_pass(listen: str) -> None:
+    cfg = config.parse(GOOD + f'\n[metrics]\nlisten = "{listen}"\n')
+    assert cfg.metrics.listen == listen
+
+
+def test_bad_urls_and_labels_are_named_in_words() -> None:
+    text = GOOD.replace('region = "eu_west_1"', 'api_url = "ftp://x"\nlogin_url = "nope"').replace(
+        "priority = 1 }", 'priority = 1, label = "has space" }'
+    )
+    problems = _problems(text)
+    assert (
+        "org.api_url: 'ftp://x' is not an http(s) URL (e.g. https://api.mypurecloud.ie)" in problems
+    )
+    assert (
+        "org.login_url: 'nope' is not an http(s) URL (e.g. https://api.mypurecloud.ie)" in problems
+    )
+    assert any(
+        p.startswith("groups[0].trunks[0].label: 'has space' is not a metric label")
+        for p in problems
+    )
+    assert not any("pattern" in p for p in problems)
+
+
+def test_interval_error_names_the_key() -> None:
+    text = GOOD.replace('business_units = ["bu"]', 'business_units = ["bu"]\ninterval_minutes = 25')
+    assert _problems(text) == (
+        "schedule.interval_minutes: must divide 60 (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60),"
+        " got 25",
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (
+            "max_lines = 50",
+            'max_lines = "50"',
+            "groups[0].max_lines: Input should be a valid integer, got '50'",
+        ),
+        (
+            "lines_per_agent = 1.5",
+            "lines_per_agent = true",
+            "groups[0].lines_per_agent: Input should be a valid number, got True",
+        ),
+        (
+            'client_id = "cid"',
+            "client_id = 42",
+            "org.client_id: Input should be a valid string, got 42",
+        ),
+        (
+            'business_units = ["bu"]',
+            'business_units = "bu"',
+            "schedule.business_units: Input should be a valid tuple, got 'bu'",
+        ),
+    ],
+)
+def test_type_errors_show_the_bad_value(old: str, new: str, expected: str) -> None:
+    assert expected in _problems(GOOD.replace(old, new))
 
 
 def test_toml_syntax_error_has_line_and_column() -> None:

@@ -1,4 +1,4 @@
-"""Allocation of a group's lines over its trunks (DOMAIN.md, decision 4).
+"""Allocation of a group's lines over its trunks (docs/domain.md, decision 4).
 
 Role: fill ``lines`` into the healthy trunks in priority order (lower number first), each up to
 its capacity; trunks of equal priority share in proportion to capacity, in whole lines, the

@@ -1,4 +1,4 @@
-"""Failover state machine of trunk bases (DOMAIN.md, decision 3).
+"""Failover state machine of trunk bases (docs/domain.md, decision 3).
 
 Role: fold health observations into ``model.TrunkHealth``: HEALTHY → FAILED on the first bad
 observation (failover must be fast); FAILED → HEALTHY only after ``hold_down_s`` of continuous

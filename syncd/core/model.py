@@ -108,7 +108,7 @@ class TrunkStatus:
 
     @property
     def healthy(self) -> bool:
-        """DOMAIN.md: connected, and at least one SIP server answers OPTIONS (where OPTIONS are
+        """docs/domain.md: connected, and at least one SIP server answers OPTIONS (where OPTIONS are
         sent at all)."""
         options = any(self.options_ok) if self.options_monitored else True
         return self.connected and self.in_service and options
@@ -174,7 +174,8 @@ class WriteKind(enum.StrEnum):
 
 
 class Priority(enum.IntEnum):
-    """Lower runs first (DOMAIN.md: failover first, then capacity cuts, staffing, call rates)."""
+    """Lower runs first (docs/domain.md: failover first, then capacity cuts, staffing, call
+    rates)."""
 
     FAILOVER = 0
     CAPACITY_CUT = 1

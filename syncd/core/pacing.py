@@ -34,7 +34,7 @@ from email.utils import parsedate_to_datetime
 def parse_retry_after(value: str | None, *, now_epoch: float | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` value, or None when absent or unreadable.
 
-    Genesys sends integer seconds (FACTS.md §1.2); RFC 9110 also allows an HTTP date, which
+    Genesys sends integer seconds (docs/genesys-setup.md); RFC 9110 also allows an HTTP date, which
     needs ``now_epoch`` (wall-clock epoch seconds) to become a delay. Negative values are 0.
     """
     if value is None:
@@ -63,7 +63,7 @@ def parse_retry_after(value: str | None, *, now_epoch: float | None = None) -> f
 
 @dataclass(frozen=True, slots=True)
 class RateHeaders:
-    """The server's view of this token's budget when it answered (FACTS.md §1.3)."""
+    """The server's view of this token's budget when it answered (docs/genesys-setup.md)."""
 
     count: int
     allowed: int

@@ -1,6 +1,6 @@
 """The planner: desired routing state per group, and the minimal ordered plan to reach it.
 
-Role (DOMAIN.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
+Role (docs/domain.md, decisions 1-6): for the planning interval current at ``now + lead_time``, per
 group: staffed FTE → demanded lines → allocation over healthy trunks → desired route order,
 campaign line counts and (opt-in) call-rate property; then a diff against what was read, giving
 writes only where an owned value really differs (line counts only beyond the hysteresis band,
@@ -18,7 +18,7 @@ import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from syncd.core import allocation, health, model, staffing
+from syncd.core import allocation, health, model, staffing, table
 
 # fte × lines_per_agent computed in floats can land a hair above a whole number
 # (3 × 0.1 × 10 = 3.0000000000000004); that must not cost an extra line.
@@ -39,7 +39,7 @@ class CampaignSpec:
 
 
 class RouteMembership(enum.StrEnum):
-    """What syncd may do to a route's membership, per group listing it (DOMAIN.md, routes).
+    """What syncd may do to a route's membership, per group listing it (docs/domain.md, routes).
 
     ``MANAGED``: the group's healthy trunks are added and its failed ones removed (or put last,
     per ``FailedTrunks``). ``ORDER_ONLY``: only the group's trunks already on the route are
@@ -74,7 +74,7 @@ class CallRateSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GroupSpec:
-    """A group ties staffing to capacity (DOMAIN.md, Configuration)."""
+    """A group ties staffing to capacity (docs/domain.md, Configuration)."""
 
     name: str
     management_units: tuple[str, ...]
@@ -581,9 +581,12 @@ def _show(value: model.WriteValue, names: Mapping[str, str]) -> str:
     return str(value)
 
 
-def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str:
+def format_plan(
+    plan: model.Plan, names: Mapping[str, str] | None = None, *, wide: bool = False
+) -> str:
     """A table a person can read: one row per write (object, field, current → desired,
-    reason), after one summary row per group. ``names`` shows trunk bases by name."""
+    reason), after one summary row per group. ``names`` shows trunk bases by name; the table
+    fits 100 columns (objects by name) unless ``wide`` (every cell whole, ids added)."""
     names = names or {}
     lines = []
     for d in plan.decisions:
@@ -596,29 +599,34 @@ def format_plan(plan: model.Plan, names: Mapping[str, str] | None = None) -> str
         lines.append("no writes: actual state matches desired state")
         return "\n".join(lines)
     if plan.writes:
-        lines.extend(_table(plan.writes, names))
+        lines.extend(_table(plan.writes, names, wide=wide))
     else:
         lines.append("no writes")
     for h in plan.held:
         lines.append(f"held: group {h.group}: {h.reason}")
-        lines.extend("  " + row for row in _table(h.writes, names) if h.writes)
+        lines.extend("  " + row for row in _table(h.writes, names, wide=wide) if h.writes)
     return "\n".join(lines)
 
 
-def _table(writes: Sequence[model.Write], names: Mapping[str, str]) -> list[str]:
-    rows = [("priority", "object", "field", "current → desired", "reason")]
-    for w in writes:
-        rows.append(
-            (
-                w.priority.name.lower(),
-                f"{w.kind.value} {w.object_name} ({w.object_id})",
-                w.field,
-                f"{_show(w.before, names)} → {_show(w.after, names)}",
-                w.reason,
-            )
+def _table(
+    writes: Sequence[model.Write], names: Mapping[str, str], *, wide: bool = False
+) -> list[str]:
+    """Objects by name, 100 columns; ``wide``: every cell whole, the field and the id added
+    (the kind, campaign_lines or route_order, already says which field)."""
+    rows = [
+        (
+            w.priority.name.lower(),
+            f"{w.kind.value} {w.object_name}",
+            f"{_show(w.before, names)} → {_show(w.after, names)}",
+            w.reason,
+            *((w.field, w.object_id) if wide else ()),
         )
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    return ["  ".join(c.ljust(widths[i]) for i, c in enumerate(r[:4])) + "  " + r[4] for r in rows]
+        for w in writes
+    ]
+    header: tuple[str, ...] = ("priority", "object", "current → desired", "reason")
+    if wide:
+        header += ("field", "object id")
+    return table.render(header, rows, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
 
 
 def _json_value(value: model.WriteValue) -> object:

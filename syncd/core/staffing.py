@@ -1,4 +1,4 @@
-"""Staffed FTE from published agent activities (DOMAIN.md, decision 1).
+"""Staffed FTE from published agent activities (docs/domain.md, decision 1).
 
 Role: for an interval ``[start, end)`` of UTC epoch seconds, sum over agents the minutes of
 activities whose category counts as staffed that fall inside it, divided by the interval length.

@@ -1,9 +1,9 @@
 """Wire format: the Genesys Cloud JSON syncd reads and writes, and its mapping to the model.
 
-Role: TypedDicts that document the exact JSON shapes (FACTS.md §3-5, api-subset.json), parsers
-from response bodies to ``syncd.core.model`` values, and renderers of request bodies. Parsers
-raise ``WireError`` (a ``ValueError``) naming the object and field that was wrong; the HTTP
-client translates that into ``MalformedResponse``.
+Role: TypedDicts that document the exact JSON shapes (docs/genesys-setup.md,
+api-subset.json), parsers from response bodies to ``syncd.core.model`` values, and renderers
+of request bodies. Parsers raise ``WireError`` (a ``ValueError``) naming the object and field
+that was wrong; the HTTP client translates that into ``MalformedResponse``.
 
 Full-replacement PUT bodies are rendered from the object exactly as read (``raw``) with only the
 owned field changed, so nothing a person configured is ever reset.

@@ -238,7 +238,8 @@ class Engine:
         self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
-        self._pending_drops.clear()
+        # A held drop stays pending: the re-read confirms it only if the new configuration
+        # plans the very same total, which is then a confirmation like any other.
         self.reader.report_problems()  # an unfixed typo is said again at every reload
 
     def observe_reload(self, *, ok: bool, now: float) -> None:
@@ -317,6 +318,8 @@ class Engine:
         self._observe_plan(plan, snapshot, wall)
         report: applier_mod.Report | None = None
         if not dry_run and plan.writes:
+            # The audit trail names what it changed: syncd history has only the state file.
+            await self.store.remember_names(self._names)
             objects = applier_mod.Objects(
                 routes={r.id: r for r in routes},
                 campaigns={c.id: c for c in campaigns},

@@ -188,9 +188,17 @@ async def leadership(asm: Assembly, on_elected: Callable[[], None]) -> AsyncIter
         yield
 
 
-def _load(path: str) -> config_mod.Config | int:
+Overrides = tuple[str | None, str | None]  # (--api-url, --login-url)
+
+
+def load_config(path: str, endpoints: Overrides = (None, None)) -> config_mod.Config:
+    """The configuration file with the command line's ``--api-url/--login-url`` applied."""
+    return config_mod.override_endpoints(config_mod.load(path), *endpoints)
+
+
+def _load(path: str, endpoints: Overrides = (None, None)) -> config_mod.Config | int:
     try:
-        return config_mod.load(path)
+        return load_config(path, endpoints)
     except errors.ConfigError as exc:
         log.error("The configuration %s is invalid: %s", path, "; ".join(exc.problems))
         print(str(exc), file=sys.stderr)
@@ -200,14 +208,16 @@ def _load(path: str) -> config_mod.Config | int:
         return EX_CONFIG
 
 
-async def run_daemon(path: str) -> int:
+async def run_daemon(
+    path: str, *, log_level: str = "INFO", endpoints: Overrides = (None, None)
+) -> int:
     """``syncd run``: the long-running service."""
     # A SIGHUP before the daemon's own handler is in place (systemctl reload during start-up)
     # would end the process by default; the configuration read below is fresh anyway.
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    logs.setup_logging()
+    logs.setup_logging(log_level)
     faulthandler.enable()  # a watchdog kill shows where the loop was stuck
-    loaded = _load(path)
+    loaded = _load(path, endpoints)
     if isinstance(loaded, int):
         return loaded
     cfg = loaded
@@ -222,7 +232,13 @@ async def run_daemon(path: str) -> int:
         return EX_FAILURE
     try:
         async with open_engine(cfg, m=m) as asm:
-            d = daemon.Daemon(config_path=path, config=cfg, work=asm.engine)
+            d = daemon.Daemon(
+                config_path=path,
+                config=cfg,
+                work=asm.engine,
+                # A reload re-reads the file but keeps the command line's URLs.
+                load_config=lambda p: load_config(p, endpoints),
+            )
             async with leadership(asm, d.trigger_reconcile):
                 return await d.run()
     except errors.ConfigError as exc:
@@ -256,11 +272,19 @@ async def _once_as_leader(asm: Assembly) -> cycle.Outcome | str | None:
         return await asm.engine.run_once(dry_run=False)
 
 
-async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
+async def run_once(
+    path: str,
+    *,
+    dry_run: bool,
+    as_json: bool = False,
+    log_level: str = "INFO",
+    endpoints: Overrides = (None, None),
+    wide: bool = False,
+) -> int:
     """``syncd once``: one read-plan-(apply) pass, printing the plan as a table (or, with
     ``as_json``, as ``planner.plan_json``: writes, held writes and groups, problems)."""
-    logs.setup_logging(stream=sys.stderr)
-    loaded = _load(path)
+    logs.setup_logging(log_level, stream=sys.stderr)
+    loaded = _load(path, endpoints)
     if isinstance(loaded, int):
         return loaded
     try:
@@ -290,7 +314,7 @@ async def run_once(path: str, *, dry_run: bool, as_json: bool = False) -> int:
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
         return EX_OK
-    print(planner.format_plan(outcome.plan, names=names))
+    print(planner.format_plan(outcome.plan, names=names, wide=wide))
     for problem in problems:
         print(f"problem: {problem}")
     if dry_run:

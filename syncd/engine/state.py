@@ -30,14 +30,14 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
 
 import orjson
 
 from syncd import errors
-from syncd.core import model
+from syncd.core import model, table
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS writes (
@@ -67,6 +67,10 @@ CREATE TABLE IF NOT EXISTS health (
     since INTEGER NOT NULL,
     good_since INTEGER,
     failovers INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS names (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fingerprints (
     key TEXT PRIMARY KEY,
@@ -368,6 +372,23 @@ class StateStore:
 
     # -- snapshot fingerprints ---------------------------------------------------------------
 
+    # -- names (so the audit trail can be read without the API) ------------------------------
+
+    @_serialized
+    def remember_names(self, names: Mapping[str, str]) -> None:
+        """Keep the display name of each id (trunk bases, routes): ``syncd history`` shows
+        names, and the state file is all it has."""
+        with self._transaction():
+            self._db.executemany(
+                "INSERT INTO names (id, name) VALUES (?, ?)"
+                " ON CONFLICT(id) DO UPDATE SET name=excluded.name WHERE name != excluded.name",
+                list(names.items()),
+            )
+
+    @_serialized
+    def names(self) -> dict[str, str]:
+        return dict(self._db.execute("SELECT id, name FROM names").fetchall())
+
     @_serialized
     def get_fingerprint(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM fingerprints WHERE key=?", (key,)).fetchone()
@@ -458,6 +479,9 @@ class AsyncStateStore:
     async def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
         await self._call(self.sync.set_fingerprint, key, value, now=now)
 
+    async def remember_names(self, names: Mapping[str, str]) -> None:
+        await self._call(self.sync.remember_names, dict(names))
+
     async def prune(self, *, now: float, retention_days: float) -> int:
         """Drop audit rows older than the retention (finished ones: a pending row stays)."""
         self._pruned_at = now
@@ -470,22 +494,57 @@ class AsyncStateStore:
         return await self.prune(now=now, retention_days=retention_days)
 
 
-def format_history(rows: Iterable[AuditRow]) -> Iterator[str]:
-    """Human-readable lines for ``syncd history``."""
+def _show(value: object, names: Mapping[str, str]) -> str:
+    if isinstance(value, list):
+        return (
+            "[" + ", ".join(names.get(v, v) if isinstance(v, str) else str(v) for v in value) + "]"
+        )
+    return "∅" if value is None else str(value)
+
+
+def format_history(
+    rows: Iterable[AuditRow], *, names: Mapping[str, str] | None = None, wide: bool = False
+) -> str:
+    """``syncd history`` as a table: objects and trunk bases by name, 100 columns unless
+    ``wide`` (then ids, the request id and the error too, every cell whole)."""
     import datetime as dt  # noqa: PLC0415 - display only
 
+    names = names or {}
+    # The kind (campaign_lines, route_order, …) says which field; --wide shows it anyway.
+    header = ["time (UTC)", "outcome", "object", "before → after", "group: reason"]
+    if wide:
+        header += ["field", "object id", "request id", "epoch", "error"]
+    out = []
     for r in rows:
         when = dt.datetime.fromtimestamp(r.ts, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-        rid = f" request={r.request_id}" if r.request_id else ""
-        err = f" error={r.error}" if r.error else ""
-        epoch = f" epoch={r.epoch}" if r.epoch is not None else ""
-        yield (
-            f"{when}Z {r.shown_outcome:<11} {r.kind:<15} {r.object_name} ({r.object_id})"
-            f" {r.field}: {_short(r.before)} -> {_short(r.after)}"
-            f"  [{r.group}: {r.reason}]{rid}{epoch}{err}"
-        )
+        cells = [
+            when,
+            r.shown_outcome,
+            f"{r.kind} {r.object_name}",
+            f"{_show(r.before, names)} → {_show(r.after, names)}",
+            f"{r.group}: {r.reason}" + (f" ({r.error})" if r.error and not wide else ""),
+        ]
+        if wide:
+            cells += [
+                r.field,
+                r.object_id,
+                r.request_id,
+                "" if r.epoch is None else str(r.epoch),
+                r.error,
+            ]
+        out.append(cells)
+    lines = table.render(header, out, width=None if wide else table.TERMINAL_WIDTH, keep=(0, 1))
+    return "\n".join(lines)
 
 
-def _short(value: object) -> str:
-    text = orjson.dumps(value).decode()
-    return text if len(text) <= 60 else text[:57] + "..."
+def history_json(row: AuditRow, names: Mapping[str, str] | None = None) -> str:
+    """One write as a JSON object (every column, and the names of the ids it mentions)."""
+    data = dataclasses.asdict(row)
+    mentioned = [v for v in (row.before, row.after) if isinstance(v, list)]
+    data["names"] = {
+        v: (names or {})[v]
+        for vs in mentioned
+        for v in vs
+        if isinstance(v, str) and v in (names or {})
+    }
+    return orjson.dumps(data).decode()

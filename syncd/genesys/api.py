@@ -1,6 +1,6 @@
 """The Genesys Cloud calls syncd makes, returning ``core.model`` values.
 
-Role: one method per read and write of DOMAIN.md (WFM business units, activity codes, schedule
+Role: one method per read and write of docs/domain.md (WFM business units, activity codes, schedule
 listings, agent schedules by search or query — inline or via ``downloadUrl`` —, management
 units, trunk bases, trunks, site outbound routes, campaigns), each reading EVERY page of a
 listing (largest page size the API allows, to save budget) and parsing through ``core.wire``.
@@ -38,6 +38,10 @@ SITE_ROUTE = SITE_ROUTES + "/{outboundRouteId}"
 CAMPAIGNS = "/api/v2/outbound/campaigns"
 CAMPAIGN = CAMPAIGNS + "/{campaignId}"
 
+ORG_ROUTES = EDGES + "/outboundroutes"
+MU_USERS = WFM + "/managementunits/{managementUnitId}/users"
+TOKEN_INFO = "/api/v2/tokens/me"  # noqa: S105 - a path, not a token
+
 PAGE_SIZE = 500  # telephony listings accept large pages; one request instead of twenty
 CAMPAIGN_PAGE_SIZE = 100  # the outbound campaign listing's maximum
 MAX_PAGES = 10_000  # a guard against a server whose pageCount never ends
@@ -61,6 +65,14 @@ class BusinessUnitInfo:
     name: str
     time_zone: str
     start_day_of_week: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SiteRoute:
+    """An outbound route as the org-wide listing gives it: the route and its site."""
+
+    route: model.Route
+    site: NamedRef
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -495,6 +507,40 @@ class GenesysApi:
             priority=priority,
         )
         return WriteResult(request_id=resp.request_id, status=resp.status)
+
+
+class OnboardingApi(GenesysApi):
+    """Reads only ``syncd discover`` and ``syncd verify`` make (the daemon never does): the
+    org-wide route listing (one request for every site's routes), the agents of a management
+    unit, and the token's own description. Same rules as ``GenesysApi``: every page, no retry
+    or error translation here."""
+
+    async def list_org_routes(self, *, priority: int = Priority.STAFFING) -> tuple[SiteRoute, ...]:
+        items = await self._all_pages(ORG_ROUTES, priority=priority)
+
+        def parse(obj: dict[str, Any]) -> SiteRoute:
+            route = wire.parse_route(obj)  # the listing embeds the site
+            site = obj.get("site")
+            name = site.get("name") if isinstance(site, dict) else None
+            return SiteRoute(
+                route=route,
+                site=NamedRef(id=route.site_id, name=name if isinstance(name, str) else ""),
+            )
+
+        return tuple(_parse_each(items, parse, ORG_ROUTES))
+
+    async def management_unit_agents(
+        self, management_unit_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[NamedRef, ...]:
+        resp = await self.transport.request(
+            "GET", MU_USERS, path={"managementUnitId": management_unit_id}, priority=priority
+        )
+        return _refs(resp)
+
+    async def token_info(self, *, priority: int = Priority.STAFFING) -> transport.Response:
+        """``GET /api/v2/tokens/me``: the raw answer (its JSON names the org and the OAuth
+        client; its headers carry the rate-limit state)."""
+        return await self.transport.request("GET", TOKEN_INFO, priority=priority)
 
 
 def _parse_each(

@@ -26,6 +26,7 @@ import aiohttp
 import orjson
 
 from syncd import errors
+from syncd.genesys import regions
 from syncd.obs import logs
 
 log = logging.getLogger(__name__)
@@ -154,13 +155,15 @@ class TokenSource:
                 request_id = resp.headers.get("ININ-Correlation-Id", "")
         except TimeoutError as exc:
             raise errors.TimeoutError_(
-                f"The token request for client {creds.client_id} timed out.",
+                f"The token request for client {creds.client_id} to"
+                f" {regions.host_of(self._token_url)} timed out.",
                 endpoint=endpoint,
                 method="POST",
             ) from exc
         except aiohttp.ClientError as exc:
             raise errors.ConnectionFailed(
-                f"The token request for client {creds.client_id} failed: {type(exc).__name__}.",
+                f"The token request for client {creds.client_id} to"
+                f" {regions.host_of(self._token_url)} failed: {type(exc).__name__}.",
                 endpoint=endpoint,
                 method="POST",
             ) from exc

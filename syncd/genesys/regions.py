@@ -1,10 +1,10 @@
 """Genesys Cloud regions: enum name → API base URL, and the login URL derived from it.
 
-Role: the table of FACTS.md §2 (``PureCloudRegionHosts`` of the official SDK) and the rule the
-SDKs use for the OAuth host (``//api.`` → ``//login.``), plus explicit URLs for tests and the
-simulator. It must not do I/O, and it must not accept a plain-HTTP URL for any host but a
-loopback one (the simulator on 127.0.0.1): a bearer token or a client secret sent in clear
-text to a remote host is a leak, whatever the configuration says.
+Role: the region table of docs/genesys-setup.md (``PureCloudRegionHosts`` of the official
+SDK) and the rule the SDKs use for the OAuth host (``//api.`` → ``//login.``), plus explicit
+URLs for tests and the simulator. It must not do I/O, and it must not accept a plain-HTTP URL
+for any host but a loopback one (the simulator on 127.0.0.1): a bearer token or a client
+secret sent in clear text to a remote host is a leak, whatever the configuration says.
 """
 
 from __future__ import annotations
@@ -105,3 +105,9 @@ def resolve(
     api = api_url.rstrip("/")
     login = (login_url or login_url_for(api)).rstrip("/")
     return Endpoints(api_url=api, login_url=login)
+
+
+def host_of(url: str) -> str:
+    """The host (and port) of a URL, for error messages: never the path or the query, which for
+    a presigned download link carries its signature."""
+    return urlsplit(url).netloc or url.split("/", 1)[0]

@@ -506,7 +506,7 @@ class Transport:
         if call.body is not None:
             headers["Content-Type"] = "application/json"
         started = self._clock()
-        with _translated(call.method, call.template) as outcome:
+        with _translated(call.method, call.template, host=regions.host_of(call.url)) as outcome:
             async with self.session.request(
                 call.method,
                 call.url,
@@ -546,7 +546,9 @@ class Transport:
         while True:
             status = 0
             payload = b""
-            with _translated("GET", endpoint, what="The download of a bulk result") as outcome:
+            with _translated(
+                "GET", endpoint, host=regions.host_of(url), what="The download of a bulk result"
+            ) as outcome:
                 async with self.session.get(
                     url,
                     headers={"Accept-Encoding": "gzip", "Accept": "application/json"},
@@ -659,9 +661,10 @@ class _Outcome:
 
 
 @contextlib.contextmanager
-def _translated(method: str, endpoint: str, *, what: str = "") -> Iterator[_Outcome]:
+def _translated(method: str, endpoint: str, *, host: str, what: str = "") -> Iterator[_Outcome]:
     """Translate aiohttp, asyncio-timeout and OS errors of one exchange (httpcore's
-    ``map_exceptions``): the block's failure lands in the yielded ``_Outcome``."""
+    ``map_exceptions``): the block's failure lands in the yielded ``_Outcome``. A connection
+    failure names the host it tried (never the path or query: a presigned link's signature)."""
     outcome = _Outcome()
     subject = what or f"{method} {endpoint}"
     try:
@@ -672,7 +675,7 @@ def _translated(method: str, endpoint: str, *, what: str = "") -> Iterator[_Outc
         )
     except (aiohttp.ClientError, OSError) as exc:
         outcome.failure = errors.ConnectionFailed(
-            f"{subject} failed to connect or was cut off ({type(exc).__name__}).",
+            f"{subject} failed to connect to {host} or was cut off ({type(exc).__name__}).",
             endpoint=endpoint,
             method=method,
         )

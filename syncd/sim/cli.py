@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="syncd sim",
         description="Run a simulated Genesys Cloud org (WFM, BYOC trunks, campaigns) on loopback.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--port", type=int, default=8787, help="port (0 = any free port)")
     parser.add_argument("--org", choices=sorted(SIZES), default="small", help="org size")
     parser.add_argument("--seed", type=int, default=1, help="generator seed (ids depend on it)")
@@ -31,14 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--week-anchor",
         type=date.fromisoformat,
         default=None,
-        help="a date (yyyy-mm-dd) in the current schedule week (default: today)",
+        help="a date (yyyy-mm-dd) in the current schedule week (not set: today)",
     )
-    parser.add_argument("--client-id", default="demo-client")
-    parser.add_argument("--client-secret", default="demo-secret")
+    parser.add_argument("--client-id", default="demo-client", help="the OAuth client it accepts")
+    parser.add_argument("--client-secret", default="demo-secret", help="that client's secret")
     parser.add_argument(
         "--token-ttl", type=int, default=86400, help="expires_in of tokens, seconds"
     )
-    parser.add_argument("--rate-model", choices=RATE_MODELS, default="fixed-window")
+    parser.add_argument(
+        "--rate-model", choices=RATE_MODELS, default="fixed-window", help="how the quota is counted"
+    )
     parser.add_argument("--quota", type=int, default=300, help="requests per window per token")
     parser.add_argument("--window", type=float, default=60.0, help="rate-limit window, seconds")
     parser.add_argument(

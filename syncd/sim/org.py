@@ -316,7 +316,7 @@ def _prop(kind: str, default: Any, instance: Any, *, required: bool = False, **e
 
 
 def byoc_template_properties() -> JSON:
-    """The typed property set of a Generic BYOC Carrier trunk base (FACTS.md §4.2-4.3)."""
+    """The typed property set of a Generic BYOC Carrier trunk base (docs/genesys-setup.md)."""
     strings = {"type": "string"}
     return {
         "trunk_type": _prop("string", "external.pcv.byoc.carrier", "external.pcv.byoc.carrier"),

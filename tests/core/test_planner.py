@@ -521,6 +521,25 @@ def test_a_route_whose_trunks_all_failed_is_not_emptied() -> None:
     assert priority is model.Priority.FAILOVER
 
 
+def test_format_plan_fits_100_columns_with_names_and_wide_shows_everything() -> None:
+    plan = simple_world(health={"a1": failed("a1")}).plan()
+    long_names = {
+        tb: f"Carrier {tb} BYOC trunk with a long descriptive name"
+        for tb in ("a1", "a2", "a3", "b1", "b2", "x1")
+    }
+    text = planner.format_plan(plan, names=long_names)
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert "route_order" in text
+    for w in plan.writes:
+        assert f"({w.object_id})" not in text  # names, not ids
+    wide = planner.format_plan(plan, names=long_names, wide=True)
+    assert max(len(line) for line in wide.splitlines()) > 100
+    for w in plan.writes:
+        assert w.object_id in wide
+        assert w.field in wide
+    assert long_names["a2"] in wide
+
+
 def order_only(world: World, *route_ids: str) -> World:
     """``world`` with group A's listed routes set to order-only."""
     ga, gb = world.settings.groups

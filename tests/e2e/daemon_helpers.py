@@ -189,7 +189,7 @@ def write_config(
     """``config/demo.toml`` for this simulator, with short timers (and any other replacements)."""
     text = DEMO.read_text()
     for old, new in (
-        ("http://127.0.0.1:8080", sim_url),
+        ("http://127.0.0.1:8787", sim_url),
         ("/tmp/syncd-demo/state.sqlite3", str(state_path)),
         ("127.0.0.1:9464", f"127.0.0.1:{metrics_port}"),
         ("poll_s = 15", "poll_s = 1"),
@@ -307,18 +307,12 @@ def converged(config: Path) -> bool:
 def history(state_path: Path) -> list[tuple[str, str, str]]:
     """``syncd history --state PATH`` as (outcome, kind, object id) rows, oldest first."""
     done = subprocess.run(
-        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000"],
+        [*SYNCD, "history", "--state", str(state_path), "--limit", "100000", "--json"],
         capture_output=True,
         text=True,
         env=ENV,
         timeout=60,
         check=True,
     )
-    rows = []
-    # The outcome may carry a note: "applied (confirmed by re-read)".
-    pattern = re.compile(r"^\S+ \S+Z (\S+)(?: \([^)]*\))?\s+(\S+)\s+.*? \(([0-9a-f-]{36})\) ")
-    for line in done.stdout.splitlines():
-        match = pattern.match(line)
-        assert match, line
-        rows.append((match.group(1), match.group(2), match.group(3)))
-    return rows
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    return [(r["outcome"], r["kind"], r["object_id"]) for r in rows]

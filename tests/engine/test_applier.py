@@ -250,7 +250,12 @@ async def test_a_lost_answer_that_landed_is_confirmed_by_a_re_read_not_sent_agai
         assert row.shown_outcome == "applied (confirmed by re-read)"
         audited = list(planned.after) if isinstance(planned.after, tuple) else planned.after
         assert row.after == audited  # the audit trail holds JSON: a route's order is a list
-        assert any("applied (confirmed by re-read)" in line for line in state.format_history([row]))
+        assert "applied (confirmed by re-read)" in state.format_history([row])
+        # The trail keeps the trunk bases' names, for `syncd history` (which has no API).
+        kept = asm.store.sync.names()
+        assert {tb: kept[tb] for tb in sim.org.trunk_bases} == {
+            tb: body["name"] for tb, body in sim.org.trunk_bases.items()
+        }
         again = await engine.run_once(dry_run=True)
         assert again is not None
         assert again.plan.writes == ()

@@ -17,7 +17,7 @@ from syncd.sim import RunningSim, start_sim
 
 def _config_file(running: RunningSim, tmp_path: Path) -> Path:
     text = demo.DEMO_CONFIG.read_text()
-    text = text.replace("http://127.0.0.1:8080", running.base_url)
+    text = text.replace("http://127.0.0.1:8787", running.base_url)
     text = text.replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "state.sqlite3"))
     path = tmp_path / "syncd.toml"
     path.write_text(text)

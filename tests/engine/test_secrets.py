@@ -56,7 +56,7 @@ async def test_sip_credentials_never_reach_logs_reprs_or_the_state_file(
         assert any(CREDENTIALS + "password" in dict(tb.properties) for tb in read)
         shown = {
             "reprs": repr(read) + repr(outcome) + repr(outcome.plan),
-            "history": "\n".join(state.format_history(await asm.store.history())),
+            "history": state.format_history(await asm.store.history(), wide=True),
             "audit rows": repr(await asm.store.history()),
             "log lines": "\n".join(logs.JsonFormatter().format(r) for r in caplog.records),
         }

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 
 from syncd import errors
@@ -98,10 +99,42 @@ def test_format_history_is_readable(tmp_path: Path) -> None:
     db = state.StateStore(tmp_path / "s.db")
     rid = db.begin_write(_write(), now=0.0)
     db.finish_write(rid, outcome=state.APPLIED, now=1.0, request_id="abc")
-    (line,) = state.format_history(db.history())
-    assert line.startswith("1970-01-01 00:00:00Z applied")
-    assert "Campaign 1 (c1) outboundLineCount: 10 -> 14" in line
-    assert "request=abc" in line
+    header, line = state.format_history(db.history()).splitlines()
+    assert header.startswith("time (UTC)")
+    assert line.startswith("1970-01-01 00:00:00  applied")
+    assert line.split() == [
+        *("1970-01-01", "00:00:00", "applied", "campaign_lines", "Campaign", "1"),
+        *("10", "→", "14", "g1:", "staffing", "up"),
+    ]
+    assert "c1" not in line  # the name, not the id
+    wide = state.format_history(db.history(), wide=True)
+    for shown in ("abc", "c1", "outboundLineCount"):
+        assert shown in wide
+
+
+def test_history_names_trunk_bases_and_fits_100_columns(tmp_path: Path) -> None:
+    db = state.StateStore(tmp_path / "s.db")
+    ids = [f"{n:08d}-0000-4000-8000-000000000000" for n in range(6)]
+    names = {tb: f"Carrier {n} BYOC" for n, tb in enumerate(ids)}
+    db.remember_names(names)
+    db.remember_names({ids[0]: "Carrier 0 BYOC renamed"})
+    write = _write(
+        kind=model.WriteKind.ROUTE_ORDER,
+        object_id="r1",
+        object_name="Site 001 Default Outbound",
+        field="externalTrunkBases",
+        before=tuple(ids),
+        after=tuple(reversed(ids)),
+    )
+    db.finish_write(db.begin_write(write, now=0.0), outcome=state.APPLIED, now=1.0)
+    text = state.format_history(db.history(), names=db.names())
+    assert all(len(line) <= 100 for line in text.splitlines())
+    assert "[Carrier 0 BYOC renamed, " in text
+    assert ids[1] not in text
+    row = orjson.loads(state.history_json(db.history()[0], db.names()))
+    assert row["before"] == ids
+    assert row["names"][ids[5]] == "Carrier 5 BYOC"
+    assert row["object_name"] == "Site 001 Default Outbound"
 
 
 def _mode(path: Path) -> int:
@@ -204,6 +237,9 @@ def test_a_state_file_from_before_coordination_gains_an_epoch_column(tmp_path: P
     store.finish_write(rid, outcome=state.APPLIED, now=101.0)
     rows = store.history()
     assert [(r.object_id, r.epoch) for r in rows] == [("c0", None), ("c1", 5)]
-    assert "epoch=5" in list(state.format_history(rows))[1]
+    header, _, second = state.format_history(rows, wide=True).splitlines()
+    epoch_at = header.index("epoch")
+    assert second[epoch_at:].split()[0] == "5"
+    assert orjson.loads(state.history_json(rows[1]))["epoch"] == 5
     store.close()
     state.StateStore(path).close()  # opening it again changes nothing

@@ -298,6 +298,38 @@ async def test_request_events_name_templates_and_request_ids(make_env: Factory) 
     assert len(event.request_id) == 36
 
 
+def _closed_port() -> int:
+    """A loopback port nothing listens on (bound, then closed: connecting is refused)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize("side", ["api", "login"])
+async def test_a_connection_error_names_the_host_it_tried(make_env: Factory, side: str) -> None:
+    env = await make_env()
+    dead = f"http://127.0.0.1:{_closed_port()}"
+    urls = {"api_url": dead, "login_url": env.running.base_url}
+    if side == "login":
+        urls = {"api_url": env.running.base_url, "login_url": dead}
+    t = transport.Transport.create(
+        regions.resolve(**urls),
+        [auth.Credentials(client_id="test-client", client_secret=auth.Secret(CLIENT_SECRET))],
+        config=transport.TransportConfig(max_attempts=1),
+        clock=env.clock,
+        sleep=env.clock.sleep,
+    )
+    try:
+        with pytest.raises(errors.ConnectionFailed) as info:
+            await t.request("GET", TB)
+    finally:
+        await t.close()
+    assert dead.removeprefix("http://") in str(info.value)
+
+
 async def _blob_server(body: bytes, headers: dict[str, str]) -> tuple[web.AppRunner, str]:
     """A loopback object store serving ``body`` as-is at /blob."""
 

@@ -1,6 +1,6 @@
 #!/bin/bash
 # PID 1 of fresh PID+mount+UTS+IPC namespaces (the host network is shared); then exec systemd.
-# Adapted from /work/shared/reference/systemd-sandbox/inner.sh for systemd_harness.py.
+# Written for systemd_harness.py (after a reference systemd sandbox script).
 #
 # Everything systemd or the unit may write is a tmpfs (or an overlay whose upper layer is a
 # tmpfs) inside this mount namespace: systemd's boot cleanup (tmpfiles rule `D /tmp`) would

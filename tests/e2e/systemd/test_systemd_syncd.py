@@ -90,7 +90,7 @@ def _config(sim_url: str, metrics_port: int, lines_per_agent: str = "1.5") -> st
         'state_path = "/tmp/syncd-demo/state.sqlite3"': (
             'state_path = "/var/lib/syncd/state.sqlite3"'
         ),
-        '"http://127.0.0.1:8080"': f'"{sim_url}"',
+        '"http://127.0.0.1:8787"': f'"{sim_url}"',
         'secret_env = "SYNCD_CLIENT_SECRET"': 'secret_credential = "client-secret"',
         'listen = "127.0.0.1:9464"': f'listen = "127.0.0.1:{metrics_port}"',
         "lines_per_agent = 1.5": f"lines_per_agent = {lines_per_agent}",
