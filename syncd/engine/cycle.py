@@ -123,9 +123,13 @@ class Engine:
         return int(self._wall0 + (self._monotonic() - self._mono0))
 
     async def poll_health(self) -> bool:
-        statuses = await self.reader.trunk_statuses()
-        now = self._health_now()
         ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
+        try:
+            statuses = await self.reader.trunk_statuses()
+        except errors.ApiError:
+            self._observe_unknown(tuple(ids))  # no listing: every trunk's health is unknown
+            raise
+        now = self._health_now()
         self._observe_unknown(health.unobserved(statuses, ids))
         new = health.observe_all(
             self.health, statuses, ids, now=now, hold_down_s=self.cfg.health.hold_down_s
@@ -253,7 +257,9 @@ class Engine:
             f"{x.group}: {x.staffed_fte:.1f} FTE → {x.desired_lines} lines" for x in d
         )
         failed = sum(1 for h in self.health.values() if h.state is model.HealthState.FAILED)
-        return f"{lines}; {failed} trunk(s) in failover; {self.reconciles} reconcile(s)"
+        held = [x.group for x in d if x.held]
+        holding = f"; line counts held: {', '.join(held)}" if held else ""
+        return f"{lines}; {failed} trunk(s) in failover{holding}; {self.reconciles} reconcile(s)"
 
     async def close(self) -> None:
         """Nothing of its own to close: ``runner.open_engine`` owns the transport and store."""

@@ -45,6 +45,7 @@ WFM_READ = "wfm:schedule:view or wfm:publishedSchedule:view"
 TELEPHONY = "telephony:plugin:all"
 CAMPAIGN_VIEW = "outbound:campaign:view"
 CAMPAIGN_EDIT = "outbound:campaign:edit"
+ROLE_READ = ("oauth:client:view", "authorization:role:view")
 RATE_HEADERS = ("inin-ratelimit-allowed", "inin-ratelimit-count", "inin-ratelimit-reset")
 
 
@@ -187,11 +188,6 @@ async def _check_ids(report: Report, cfg: config_mod.Config, api: api_mod.Onboar
         campaigns = {c.id: c for c in found or ()}
         for c in campaigns.values():
             idx.add("campaign", c.id, c.name)
-        report.add(
-            Verdict.UNVERIFIED,
-            "campaign line counts (PATCH)",
-            f"needs {CAMPAIGN_EDIT}, which no read shows; check the OAuth client's role has it",
-        )
     down = {t.trunk_base_id for t in trunks or () if not (t.connected and t.in_service)}
     for gi, g in enumerate(cfg.groups):
         here = f"groups[{gi}]"
@@ -332,9 +328,68 @@ async def verify(cfg: config_mod.Config, report: Report) -> None:
                         "none sent; syncd paces by its own count and Retry-After alone",
                     )
                 try:
+                    await _check_roles(report, cfg, api, cred.client_id)
                     await _check_ids(report, cfg, api)
                 except errors.ApiError as exc:
                     report.add(Verdict.PROBLEM, "reads", f"stopped: {exc}")
+
+
+def granted(permission: str, grants: frozenset[str]) -> bool:
+    """Whether ``domain:entity:action`` is among ``grants`` (each part may be ``*``)."""
+    want = permission.split(":")
+    for grant in grants:
+        have = grant.split(":")
+        if len(have) == len(want) and all(h in ("*", w) for h, w in zip(have, want, strict=True)):
+            return True
+    return False
+
+
+def _needed(cfg: config_mod.Config) -> list[tuple[str, tuple[str, ...]]]:
+    """(what for, ANY of these permissions) for every feature this configuration uses."""
+    needs = [
+        ("WFM schedules (read)", ("wfm:schedule:view", "wfm:publishedSchedule:view")),
+        ("trunk bases and routes (read and write)", (TELEPHONY,)),
+    ]
+    if any(g.campaigns for g in cfg.groups):
+        needs += [
+            ("campaigns (read)", (CAMPAIGN_VIEW,)),
+            ("campaign line counts (write)", (CAMPAIGN_EDIT,)),
+        ]
+    return needs
+
+
+async def _check_roles(
+    report: Report, cfg: config_mod.Config, api: api_mod.OnboardingApi, client_id: str
+) -> None:
+    """The write permissions, from the OAuth client's roles when the client may read them."""
+    try:
+        roles = [await api.role_permissions(r) for r in await api.client_role_ids(client_id)]
+    except errors.ApiError as exc:
+        if getattr(exc, "status", 0) not in (403, 404):
+            raise
+        writes = [f"{what}: {' or '.join(p)}" for what, p in _needed(cfg) if "write" in what]
+        report.add(
+            Verdict.UNVERIFIED,
+            "write permissions",
+            "the client's roles are not readable (give it "
+            + " and ".join(ROLE_READ)
+            + " to check them here); check by hand: "
+            + "; ".join(writes),
+        )
+        return
+    grants = frozenset(p for _, perms in roles for p in perms)
+    names = ", ".join(repr(name) for name, _ in roles) or "none"
+    for what, anyof in _needed(cfg):
+        hit = next((p for p in anyof if granted(p, grants)), None)
+        if hit is not None:
+            report.add(Verdict.OK, f"permission for {what}", f"{hit} (roles {names})")
+        else:
+            report.add(
+                Verdict.PROBLEM,
+                f"permission for {what}",
+                f"no role of client {client_id} ({names}) grants {' or '.join(anyof)}:"
+                " add it to the client's role",
+            )
 
 
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

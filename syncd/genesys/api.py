@@ -40,6 +40,8 @@ CAMPAIGN = CAMPAIGNS + "/{campaignId}"
 
 ORG_ROUTES = EDGES + "/outboundroutes"
 MU_USERS = WFM + "/managementunits/{managementUnitId}/users"
+OAUTH_CLIENT = "/api/v2/oauth/clients/{clientId}"
+ROLE = "/api/v2/authorization/roles/{roleId}"
 TOKEN_INFO = "/api/v2/tokens/me"  # noqa: S105 - a path, not a token
 
 PAGE_SIZE = 500  # telephony listings accept large pages; one request instead of twenty
@@ -536,6 +538,43 @@ class OnboardingApi(GenesysApi):
             "GET", MU_USERS, path={"managementUnitId": management_unit_id}, priority=priority
         )
         return _refs(resp)
+
+    async def client_role_ids(
+        self, client_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[str, ...]:
+        """The roles granted to an OAuth client (``roleDivisions[].roleId``)."""
+        resp = await self.transport.request(
+            "GET", OAUTH_CLIENT, path={"clientId": client_id}, priority=priority
+        )
+
+        def parse(obj: dict[str, Any]) -> tuple[str, ...]:
+            grants = obj.get("roleDivisions") or []
+            ids = [g.get("roleId") for g in grants if isinstance(g, dict)]
+            ids += [r for r in obj.get("roleIds") or [] if isinstance(r, str)]
+            return tuple(dict.fromkeys(i for i in ids if isinstance(i, str)))
+
+        return _entity(resp, parse)
+
+    async def role_permissions(
+        self, role_id: str, *, priority: int = Priority.STAFFING
+    ) -> tuple[str, tuple[str, ...]]:
+        """A role's name and its permissions as ``domain:entity:action`` (``*`` allowed)."""
+        resp = await self.transport.request(
+            "GET", ROLE, path={"roleId": role_id}, priority=priority
+        )
+
+        def parse(obj: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+            granted = []
+            for policy in obj.get("permissionPolicies") or []:
+                if not isinstance(policy, dict):
+                    raise TypeError("a permission policy is not an object")
+                domain, entity = policy.get("domain"), policy.get("entityName")
+                for action in policy.get("actionSet") or []:
+                    granted.append(f"{domain}:{entity}:{action}")
+            granted += [p for p in obj.get("permissions") or [] if isinstance(p, str)]
+            return str(obj.get("name", role_id)), tuple(granted)
+
+        return _entity(resp, parse)
 
     async def token_info(self, *, priority: int = Priority.STAFFING) -> transport.Response:
         """``GET /api/v2/tokens/me``: the raw answer (its JSON names the org and the OAuth

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from syncd.sim import control, notifications, routes_telephony, routes_wfm
+from syncd.sim import control, notifications, routes_authorization, routes_telephony, routes_wfm
 from syncd.sim.http import (
     CID_KEY,
     SIM_KEY,
@@ -308,6 +308,7 @@ def build_app(sim: Sim) -> web.Application:
     app.router.add_put("/sim-uploads/{key}", upload)
     routes_wfm.add_routes(app.router)
     routes_telephony.add_routes(app.router)
+    routes_authorization.add_routes(app.router)
     notifications.install(app, sim)
     control.add_routes(app.router)
     return app

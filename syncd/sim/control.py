@@ -180,6 +180,14 @@ async def get_ratelimit(request: web.Request) -> web.StreamResponse:
     return json_response(get_sim(request).ratelimit_json())
 
 
+async def set_permissions(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    client, permissions = body.get("client"), body.get("permissions")
+    if not isinstance(client, str) or not isinstance(permissions, list):
+        raise SimError(400, 'give {"client": "<id>", "permissions": ["domain:entity:action", ...]}')
+    return json_response(get_sim(request).set_permissions(client, permissions))
+
+
 async def expire_tokens(request: web.Request) -> web.StreamResponse:
     return json_response({"expired": get_sim(request).expire_tokens()})
 
@@ -187,6 +195,7 @@ async def expire_tokens(request: web.Request) -> web.StreamResponse:
 def add_routes(router: web.UrlDispatcher) -> None:
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/_sim/state", state),
+        ("POST", "/_sim/permissions", set_permissions),
         ("GET", "/_sim/requests", requests_log),
         ("GET", "/_sim/counters", counters),
         ("POST", "/_sim/reset-counters", reset_counters),

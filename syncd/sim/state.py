@@ -116,6 +116,18 @@ def fingerprint(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:12]
 
 
+DEFAULT_PERMISSIONS = (
+    "wfm:schedule:view",
+    "wfm:publishedSchedule:view",
+    "wfm:agent:view",
+    "telephony:plugin:all",
+    "outbound:campaign:view",
+    "outbound:campaign:edit",
+    "oauth:client:view",
+    "authorization:role:view",
+)
+
+
 class Sim:
     """Simulator state and operations (see module docstring)."""
 
@@ -138,6 +150,9 @@ class Sim:
         self._publishes = 0
         # Notification sinks (topic, event body): the HTTP layer routes events to channels.
         self.sinks: list[Callable[[str, JSON], None]] = []
+        # Each OAuth client's role grants these permissions (domain:entity:action); the
+        # default is what syncd needs, plus reading its own client and roles.
+        self.permissions: dict[str, tuple[str, ...]] = {}
 
     def notify(self, topic: str, body: JSON) -> None:
         """Publish a notification event to whoever listens (the channels' WebSockets)."""
@@ -171,6 +186,19 @@ class Sim:
         if record is None or self.clock() >= record.expires_at:
             return None
         return record
+
+    def client_permissions(self, client_id: str) -> tuple[str, ...]:
+        return self.permissions.get(client_id, DEFAULT_PERMISSIONS)
+
+    def set_permissions(self, client_id: str, permissions: list[str]) -> JSON:
+        """Replace the permissions of a client's role (control operation)."""
+        if client_id not in self.options.clients:
+            raise SimError(404, f"no OAuth client {client_id!r}")
+        bad = [p for p in permissions if not isinstance(p, str) or p.count(":") != 2]
+        if bad:
+            raise SimError(400, f"permissions are domain:entity:action strings, not {bad}")
+        self.permissions[client_id] = tuple(permissions)
+        return {"client": client_id, "permissions": list(self.permissions[client_id])}
 
     def expire_tokens(self) -> int:
         """Make every issued token expire now (control operation); returns how many."""

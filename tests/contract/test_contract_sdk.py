@@ -323,6 +323,21 @@ def test_tokens_and_limits(gc: Any, api_client: Any, spec: Spec, state: dict[str
     )
 
 
+def test_oauth_client_and_its_role(gc: Any, api_client: Any, spec: Spec) -> None:
+    client = gc.OAuthApi(api_client).get_oauth_client("demo-client")
+    spec.response("GET", "/api/v2/oauth/clients/{clientId}", _raw(api_client))
+    assert client.authorized_grant_type == "CLIENT-CREDENTIALS"
+    (grant,) = client.role_divisions
+    role = gc.AuthorizationApi(api_client).get_authorization_role(grant.role_id)
+    spec.response("GET", "/api/v2/authorization/roles/{roleId}", _raw(api_client))
+    granted = {
+        f"{p.domain}:{p.entity_name}:{action}"
+        for p in role.permission_policies
+        for action in p.action_set
+    }
+    assert {"telephony:plugin:all", "outbound:campaign:edit"} <= granted
+
+
 def test_notifications(
     gc: Any, api_client: Any, spec: Spec, state: dict[str, Any], threaded_sim: ThreadedSim
 ) -> None:

@@ -122,7 +122,16 @@ def test_a_reload_changing_only_refresh_s_writes_nothing(setup: Setup) -> None:
 
 def test_wfm_answering_503_does_not_stop_a_failover(setup: Setup) -> None:
     sim = setup.sim
-    with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
+    # Health polls 5 s apart: "within one poll" below leaves the reconcile that poll triggers
+    # ample time even on a loaded machine (with 1 s it would be a race, not a check).
+    config = write_config(
+        setup.tmp / "poll5.toml",
+        sim.url,
+        state_path=setup.tmp / "poll5.sqlite3",
+        metrics_port=setup.metrics_port,
+        replace=(("poll_s = 1", "poll_s = 5"),),
+    )
+    with daemon_process(config, setup.tmp / "run.log", setup.metrics_port) as d:
         wait_for(lambda: converged(setup.probe), timeout=60, interval=0.5, what="convergence")
         sim.control(
             "POST",

@@ -16,7 +16,7 @@ import pytest
 
 from syncd import config as config_mod
 from syncd.core import model
-from syncd.engine import discover, runner
+from syncd.engine import discover, runner, verify
 from syncd.sim import RunningSim, start_sim
 
 SECRET_ENV = {"SYNCD_CLIENT_SECRET": "demo-secret"}
@@ -213,4 +213,44 @@ async def test_once_and_verify_point_demo_toml_at_a_simulator_on_another_port(
     code, out, err = await syncd("verify", "-c", str(cfg), *urls)
     assert code == 0, out + err
     assert f"at 127.0.0.1:{small.port}" in out
-    assert "unverified campaign line counts (PATCH): needs outbound:campaign:edit" in out
+    assert (
+        "ok         permission for campaign line counts (write): outbound:campaign:edit"
+        " (roles 'demo-client role')"
+    ) in out
+
+
+async def test_verify_reads_the_write_permissions_from_the_clients_roles(
+    small: RunningSim, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(
+        DEMO.read_text().replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "s.db"))
+    )
+    everything = small.sim.client_permissions("demo-client")
+    # The role lacks the campaign write: a problem, named with what to do.
+    small.sim.set_permissions(
+        "demo-client", [p for p in everything if p != "outbound:campaign:edit"]
+    )
+    code, out, _ = await syncd("verify", "-c", str(cfg), "--api-url", small.base_url)
+    assert code == 1
+    assert [line for line in out.splitlines() if line.startswith("PROBLEM")] == [
+        "PROBLEM    permission for campaign line counts (write): no role of client demo-client"
+        " ('demo-client role') grants outbound:campaign:edit: add it to the client's role"
+    ]
+    # A client that may not read its own roles: the writes are unverified, not a problem.
+    small.sim.set_permissions("demo-client", [p for p in everything if p != "oauth:client:view"])
+    code, out, _ = await syncd("verify", "-c", str(cfg), "--api-url", small.base_url)
+    assert code == 0, out
+    assert (
+        "unverified write permissions: the client's roles are not readable (give it"
+        " oauth:client:view and authorization:role:view to check them here); check by hand:"
+        " trunk bases and routes (read and write): telephony:plugin:all; campaign line counts"
+        " (write): outbound:campaign:edit"
+    ) in out
+
+
+def test_a_wildcard_grant_covers_a_permission() -> None:
+    grants = frozenset({"telephony:*:*", "outbound:campaign:view"})
+    assert verify.granted("telephony:plugin:all", grants)
+    assert verify.granted("outbound:campaign:view", grants)
+    assert not verify.granted("outbound:campaign:edit", grants)

@@ -131,6 +131,7 @@ async def test_wfm_down_from_the_start_still_fails_over_and_holds_line_counts(
         assert _lines(sim) == lines
         assert {h.group for h in outcome.plan.held} == {"apac", "americas"}
         assert all("could not be read" in h.reason for h in outcome.plan.held)
+        assert "line counts held: apac, americas" in engine.status_line()  # systemctl status
         text = asm.metrics.render().decode()
         assert 'syncd_group_lines_held{group="apac"} 1.0' in text
         age = next(
@@ -230,6 +231,8 @@ async def test_a_listing_that_changes_between_pages_is_unknown_not_failed(
         with pytest.raises(errors.MalformedResponse, match="changed while it was paged"):
             await engine.poll_health()
         assert all(h.state is model.HealthState.HEALTHY for h in engine.health.values())
+        text = asm.metrics.render().decode()
+        assert 'syncd_trunk_health_unknown_polls{group="apac",trunk="acme-001"} 1.0' in text
 
 
 async def test_a_trunk_base_the_org_lacks_is_a_config_problem_not_a_failover(
