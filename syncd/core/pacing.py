@@ -175,10 +175,14 @@ class PacingConfig:
 
     @property
     def failover_reserve(self) -> int:
-        """Slots of each window held back from work below failover priority."""
-        if self.failover_reserve_fraction <= 0 or self.quota < 2:
+        """Slots of each window of the configured quota held back from lower work."""
+        return self.failover_reserve_of(self.quota)
+
+    def failover_reserve_of(self, quota: int) -> int:
+        """The failover reserve of a window of ``quota`` (the one the server shows, if any)."""
+        if self.failover_reserve_fraction <= 0 or quota < 2:
             return 0
-        return min(self.quota - 1, max(1, math.floor(self.quota * self.failover_reserve_fraction)))
+        return min(quota - 1, max(1, math.floor(quota * self.failover_reserve_fraction)))
 
     def __post_init__(self) -> None:
         if self.quota < 1 or self.window_s <= 0:
@@ -261,6 +265,11 @@ class Pacer:
         self._refill_known_at = now
         self._probe_seq = 0
         self._refused_probe = 0
+        # Without headers, what the server has shown it admits: the admitted answers of the
+        # last window, and the most it ever admitted in one window. Beyond that, one request
+        # at a time: a lower real quota then costs one 429, not one per request in flight.
+        self._admitted: deque[float] = deque()
+        self._proven = 0
         self._penalty = 0  # rejected requests that a counting server charges to the next window
         self._penalty_until = -math.inf
         # Header regime: what the freshest answer said remains, and when its count resets.
@@ -322,22 +331,22 @@ class Pacer:
 
     # --- decisions ----------------------------------------------------------------------
 
-    def next_send_at(self, now: float, *, hold: int = 0) -> float | None:
-        """Earliest instant a request may be sent while ``hold`` slots stay unspent (the
-        failover reserve, for lower-priority work); None means "wait for a response"."""
+    def next_send_at(self, now: float, *, keep_reserve: bool = False) -> float | None:
+        """Earliest instant a request may be sent; None means "wait for a response". With
+        ``keep_reserve`` (work below failover priority) the failover reserve of the window —
+        of the quota the server shows, else of the assumed one — stays unspent."""
         if now < self.paused_until:
             return self.paused_until
-        hold = self._held(now, hold)
+        hold = self._held(now) if keep_reserve else 0
         if self.headers_seen:
             return self._next_by_headers(now, hold)
         return self._next_without_headers(now, hold)
 
-    def _held(self, now: float, hold: int) -> int:
-        """``hold``, but always one slot short of the limit: routine work never starves."""
+    def _held(self, now: float) -> int:
         limit = self._log_limit(now)
         if self.headers_seen:
             limit = min(limit, self._allowed)
-        return max(0, min(hold, limit - 1))
+        return self.config.failover_reserve_of(limit)
 
     def _next_by_headers(self, now: float, hold: int) -> float | None:
         avail = self.header_available(now) - hold
@@ -361,9 +370,13 @@ class Pacer:
 
     def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":
+            if self._log.in_flight > 0 and self._log.used(now) >= self._proven:
+                return None  # beyond what the server has shown it admits: one at a time
             return self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
         by_log = self._log.next_free(now, self._log_limit(now) - hold)
         if by_log is not None and by_log <= now:
+            if self._log.in_flight > 0 and self._log.used(now) >= self._proven:
+                return None  # beyond what the server has shown it admits: one at a time
             return now
         if self.refill == "window" and now - self._refill_known_at >= (
             self.config.reprobe_windows * self.config.window_s
@@ -373,11 +386,12 @@ class Pacer:
             self.refill is None
             and self._probe_seq == 0
             and self._log.in_flight == 0
-            and self._log.used(now) >= self._log_limit(now)
+            and self._log.used(now) >= self._log_limit(now) - hold
         ):
-            # Probe only with nothing in flight: an answer still on its way may be a 429. And
-            # only once the log is full: a request admitted inside the held-back reserve
-            # proves nothing about refill (so work that holds a reserve never probes).
+            # Probe only with nothing in flight: an answer still on its way may be a 429. Work
+            # that holds the failover reserve fills it first, one at a time at the bucket's
+            # pace, so that the probe itself is the request beyond the log (``on_send``): one
+            # admitted inside the log would prove nothing about refill.
             probe_at = self._bucket_ready_at(now, 1.0 + self.config.probe_margin + hold)
             if by_log is None or probe_at < by_log:
                 return probe_at
@@ -400,10 +414,24 @@ class Pacer:
         return self._seq
 
     def on_response(
-        self, seq: int, *, t_recv: float, status: int, headers: RateHeaders | None
+        self,
+        seq: int,
+        *,
+        t_recv: float,
+        status: int,
+        headers: RateHeaders | None,
+        headers_elsewhere: bool = False,
     ) -> None:
-        """Feed back one answer (status 0: no answer arrived, the server may have counted it)."""
+        """Feed back one answer (status 0: no answer arrived, the server may have counted it).
+
+        ``headers_elsewhere``: the answer had headers, but they describe another limit (an
+        endpoint's): it counts as a send here without saying the server stopped sending them.
+        """
         self._log.on_done(t_recv)
+        if status not in (0, 429):
+            self._admitted_in_window(t_recv)
+            self._admitted.append(t_recv)
+            self._proven = max(self._proven, len(self._admitted))
         if seq == self._probe_seq:
             self._probe_seq = 0
             if status == 429:
@@ -416,7 +444,7 @@ class Pacer:
         if status == 0:
             return
         if headers is None:
-            if 200 <= status < 300:
+            if 200 <= status < 300 and not headers_elsewhere:
                 # The server stopped (or never started) sending headers: pace by the log.
                 self.headers_seen = False
             self._maybe_increase(t_recv, status)
@@ -442,6 +470,11 @@ class Pacer:
         # request pushes the instant of "full again" further out.
         self._epoch_end = t_recv + headers.reset_s if headers.reset_s > 0 else math.inf
 
+    def _admitted_in_window(self, now: float) -> int:
+        while self._admitted and self._admitted[0] + self.config.window_s <= now:
+            self._admitted.popleft()
+        return len(self._admitted)
+
     def _maybe_increase(self, now: float, status: int) -> None:
         if status == 429 or self._quota >= self.config.quota:
             return
@@ -461,6 +494,8 @@ class Pacer:
         too high: it shrinks (multiplicative decrease) and grows back by a few percent per
         clean window. Returns the instant the pause ends.
         """
+        # What the log saw admitted is a measure of the quota only if no pause cut into it.
+        clean_window = now - self.paused_until >= self.config.window_s
         self.paused_until = max(self.paused_until, now + retry_after_s + jitter_s)
         if not with_headers:
             self._penalty = (self._penalty if now < self._penalty_until else 0) + 1
@@ -473,7 +508,18 @@ class Pacer:
                 self.refill = "window"
                 self._refill_known_at = now
                 return self.paused_until
+            # What the server admitted in the last window is an upper bound of its quota (its
+            # window lies inside ours): take it when it is lower than the usual decrease, and
+            # send the top of each window one at a time again.
             floor = self.config.quota * self.config.min_fraction
-            self._quota = max(floor, self._quota * self.config.decrease_factor)
-            self._last_increase = now
+            admitted = self._admitted_in_window(now)
+            if clean_window and 0 < admitted < self._quota:
+                learned = float(admitted)
+            else:
+                learned = self._quota * self.config.decrease_factor
+            self._quota = max(floor, learned)
+            self._proven = min(self._proven, math.floor(self._quota * self.config.decrease_factor))
+            # A limit the server has just shown holds for a while: no increase (which would
+            # only find it again, one 429 a time) until ``reprobe_windows`` have passed.
+            self._last_increase = now + (self.config.reprobe_windows - 1) * self.config.window_s
         return self.paused_until

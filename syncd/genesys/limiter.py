@@ -19,6 +19,8 @@ burst it does not know the server allows; a small scheduler over ``core.pacing``
 from __future__ import annotations
 
 import asyncio
+import collections
+import dataclasses
 import heapq
 import itertools
 import logging
@@ -89,6 +91,8 @@ class Lease:
     label: str
     seq: int
     granted_at: float
+    endpoint: str = ""  # "METHOD template", the key of an endpoint's own limit
+    endpoint_seq: int = 0  # the endpoint pacer's number for that send (0: none yet)
 
 
 @dataclass(order=True, slots=True)
@@ -129,6 +133,13 @@ class Limiter:
         self._paused = [False] * len(self.labels)
         self._queue: list[_Waiter] = []
         self._counter = itertools.count()
+        # Endpoints with a limit of their own, below the token's (docs/genesys-setup.md: some
+        # have one): a pacer per (token, endpoint), found from the headers of their answers
+        # (an ``allowed`` below the largest the token has shown). A request passes both.
+        self._top_allowed = [0] * len(self.labels)
+        self.endpoint_pacers: dict[tuple[int, str], pacing.Pacer] = {}
+        self._endpoint_429: set[Lease] = set()
+        self._in_flight: collections.Counter[tuple[int, str]] = collections.Counter()
 
     @property
     def queue_depth(self) -> int:
@@ -153,14 +164,15 @@ class Limiter:
                 sleeper.cancel()
         waiter.wake.clear()
 
-    def _hold(self, priority: int) -> int:
-        """Slots a request of ``priority`` must leave for failover work."""
-        return 0 if priority <= model.Priority.FAILOVER else self.config.failover_reserve
-
-    def _pick(self, now: float, hold: int) -> tuple[int, float | None]:
+    def _pick(self, now: float, keep_reserve: bool, endpoint: str) -> tuple[int, float | None]:
         best: tuple[float, int, int] | None = None
         for index, pacer in enumerate(self.pacers):
-            when = pacer.next_send_at(now, hold=hold)
+            when = pacer.next_send_at(now, keep_reserve=keep_reserve)
+            own = self.endpoint_pacers.get((index, endpoint))
+            if own is not None and when is not None:
+                # The failover reserve is the token's; an endpoint's own limit is spent whole.
+                by_endpoint = own.next_send_at(now)
+                when = None if by_endpoint is None else max(when, by_endpoint)
             key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
             if best is None or key < best:
                 best = key
@@ -168,10 +180,10 @@ class Limiter:
             raise RuntimeError("the limiter has no tokens")
         return best[2], None if best[0] == math.inf else best[0]
 
-    async def acquire(self, priority: int, *, endpoint: str = "") -> Lease:
+    async def acquire(self, priority: int, *, endpoint: str = "", method: str = "") -> Lease:
         """Wait for a send slot (the local pacer, then the shared budget); lower ``priority``
         values are served first."""
-        lease = await self._acquire_local(priority, endpoint=endpoint)
+        lease = await self._acquire_local(priority, endpoint=endpoint, method=method)
         try:
             await self._shared.take(lease.label)
         except BaseException:
@@ -179,12 +191,14 @@ class Limiter:
             raise
         return lease
 
-    async def _acquire_local(self, priority: int, *, endpoint: str) -> Lease:
+    async def _acquire_local(self, priority: int, *, endpoint: str, method: str) -> Lease:
+        key = f"{method} {endpoint}"
         waiter = _Waiter(int(priority), next(self._counter))
         heapq.heappush(self._queue, waiter)
         self._observer.on_queue_depth(len(self._queue))
         enqueued = self._clock()
-        hold = self._hold(waiter.priority)
+        # Work below failover priority leaves the failover reserve of each window unspent.
+        keep_reserve = waiter.priority > model.Priority.FAILOVER
         granted = False
         try:
             while True:
@@ -192,11 +206,11 @@ class Limiter:
                     await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now, hold)
+                index, when = self._pick(now, keep_reserve, key)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True
-                    return self._grant(index, now, enqueued)
+                    return self._grant(index, now, enqueued, key)
                 if when is not None and when - now > self.max_retry_after_s:
                     self._observer.on_retry_after_too_long(endpoint, when - now)
                     raise errors.RetryAfterTooLong(
@@ -218,8 +232,11 @@ class Limiter:
             self._wake_head()
             self._observer.on_queue_depth(len(self._queue))
 
-    def _grant(self, index: int, now: float, enqueued: float) -> Lease:
+    def _grant(self, index: int, now: float, enqueued: float, endpoint: str) -> Lease:
         pacer = self.pacers[index]
+        own = self.endpoint_pacers.get((index, endpoint))
+        endpoint_seq = own.on_send(now) if own is not None else 0
+        self._in_flight[(index, endpoint)] += 1
         label = self.labels[index]
         if self._paused[index] and now >= pacer.paused_until:
             self._paused[index] = False
@@ -227,7 +244,14 @@ class Limiter:
             log.info("Token %s resumes sending after its rate-limit pause.", label)
         seq = pacer.on_send(now)
         self._observer.on_wait(label, max(0.0, now - enqueued))
-        return Lease(index=index, label=label, seq=seq, granted_at=now)
+        return Lease(
+            index=index,
+            label=label,
+            seq=seq,
+            granted_at=now,
+            endpoint=endpoint,
+            endpoint_seq=endpoint_seq,
+        )
 
     def release(
         self,
@@ -240,15 +264,74 @@ class Limiter:
         """Feed back the answer to a leased request (status 0: none arrived)."""
         now = self._clock() if t_recv is None else t_recv
         pacer = self.pacers[lease.index]
-        pacer.on_response(lease.seq, t_recv=now, status=status, headers=headers)
+        own, own_seq = self._endpoint_limit(lease, headers, now)
+        self._in_flight[(lease.index, lease.endpoint)] -= 1
+        if (
+            own is not None
+            and headers is not None
+            and headers.allowed < self._top_allowed[lease.index]
+        ):
+            # The headers are the endpoint's: they feed its pacer; the token counts the send.
+            pacer.on_response(
+                lease.seq, t_recv=now, status=status, headers=None, headers_elsewhere=True
+            )
+            own.on_response(own_seq, t_recv=now, status=status, headers=headers)
+            if status == 429:
+                self._endpoint_429.add(lease)
+        else:
+            pacer.on_response(lease.seq, t_recv=now, status=status, headers=headers)
+            if own is not None:
+                own.on_response(
+                    own_seq, t_recv=now, status=status, headers=None, headers_elsewhere=True
+                )
         self._observer.on_budget(lease.label, pacer.budget(now))
         self._wake_head()
+
+    def _endpoint_limit(
+        self, lease: Lease, headers: pacing.RateHeaders | None, now: float
+    ) -> tuple[pacing.Pacer | None, int]:
+        """The lease's endpoint pacer (made when its headers first show a lower limit than
+        the token's), and the number of this send in it."""
+        key = (lease.index, lease.endpoint)
+        own = self.endpoint_pacers.get(key)
+        if headers is None or not lease.endpoint:
+            return own, lease.endpoint_seq
+        top = self._top_allowed[lease.index] = max(self._top_allowed[lease.index], headers.allowed)
+        if own is None and headers.allowed < top:
+            config = dataclasses.replace(self.config, quota=headers.allowed)
+            own = self.endpoint_pacers[key] = pacing.Pacer(config, now=now)
+            log.info(
+                "%s has a rate limit of its own (%d per window, below the token's %d);"
+                " it is paced separately.",
+                lease.endpoint,
+                headers.allowed,
+                top,
+            )
+            # Count the requests to it already in flight, sent before we knew; this one last.
+            for _ in range(self._in_flight[key] - 1):
+                own.on_send(now)
+            return own, own.on_send(now)
+        return own, lease.endpoint_seq
 
     def throttled(
         self, lease: Lease, *, retry_after_s: float, jitter_s: float, with_headers: bool
     ) -> float:
-        """A 429 on the lease's token: pause every request of that token. Returns the end."""
+        """A 429 on the lease's token: pause every request of that token — or, when the
+        endpoint's own limit refused it, every request of that endpoint. Returns the end."""
         now = self._clock()
+        if lease in self._endpoint_429:
+            self._endpoint_429.discard(lease)
+            own = self.endpoint_pacers[(lease.index, lease.endpoint)]
+            until = own.on_throttled(
+                now=now, retry_after_s=retry_after_s, jitter_s=jitter_s, with_headers=True
+            )
+            log.warning(
+                "%s was rate limited by its own limit; its requests pause for %.2f seconds.",
+                lease.endpoint,
+                until - now,
+            )
+            self._wake_head()
+            return until
         pacer = self.pacers[lease.index]
         until = pacer.on_throttled(
             now=now,

@@ -438,7 +438,9 @@ class Transport:
     async def _send_paced(self, call: _Call) -> _Attempt:
         """The pacing gate: wait for a slot, send with that token, feed the answer back (a
         429 pauses the token for Retry-After + jitter), report the attempt."""
-        lease = await self.limiter.acquire(call.priority, endpoint=call.template)
+        lease = await self.limiter.acquire(
+            call.priority, endpoint=call.template, method=call.method
+        )
         try:
             token, generation = await self.pool.sources[lease.index].token()
             answer = await self._exchange(call, token)

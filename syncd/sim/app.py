@@ -133,7 +133,7 @@ async def _api(sim: Sim, request: web.Request, handler: Handler, cid: str) -> we
     if sim.token(token) is None:
         return error_response(401, "bad.credentials", "Invalid login credentials.", cid)
     request[TOKEN_KEY] = token
-    decision = sim.hit(token)
+    decision = sim.hit(token, request.method, route_template(request))
     response: web.StreamResponse
     if not decision.admitted:
         response = json_response(

@@ -38,6 +38,9 @@ class SimOptions:
     # Whose budget the quota is: each access token's (the documented per-token limit) or each
     # OAuth client's, shared by every token it issued (replicas of one client, docs/ha.md).
     ratelimit_per: Literal["token", "client"] = "token"
+    # Lower limits on endpoint families, each (method, path-template prefix, quota per window),
+    # counted per budget like the main one; a request must pass both.
+    endpoint_limits: tuple[tuple[str, str, int], ...] = ()
     # Above this many agents a schedule query/search answers with a downloadUrl, like the real
     # service does for "too large to pass directly" results (the real threshold is unpublished).
     inline_max_agents: int = 500
@@ -56,5 +59,7 @@ class SimOptions:
             raise ValueError(
                 f"ratelimit_per must be 'token' or 'client', not {self.ratelimit_per!r}"
             )
+        if any(quota < 1 for _method, _prefix, quota in self.endpoint_limits):
+            raise ValueError("every endpoint limit's quota must be >= 1")
         if self.token_ttl_s < 1:
             raise ValueError("token_ttl_s must be >= 1")

@@ -160,6 +160,61 @@ def make_model(name: RateModelName, quota: int, window_s: float) -> RateModel:
     return CountsRejected(quota, window_s)
 
 
+class Budgets:
+    """Every rate limit a request passes: the budget it spends (its token's, or its OAuth
+    client's when tokens share one) and the endpoint limit whose family it belongs to.
+
+    A request refused by its endpoint limit does not spend the main budget (the real service
+    answers before the call is counted; an assumption, documented in docs/simulator.md). The
+    ``inin-ratelimit-*`` headers of an admitted request describe the tighter of the two.
+    """
+
+    def __init__(
+        self,
+        model: RateModelName,
+        quota: int,
+        window_s: float,
+        *,
+        per: str = "token",
+        endpoint_limits: Sequence[tuple[str, str, int]] = (),
+    ) -> None:
+        self.model = model
+        self.quota = quota
+        self.window_s = window_s
+        self.per = per
+        self.endpoint_limits = tuple(endpoint_limits)
+        self._models: dict[tuple[str, int], RateModel] = {}
+
+    def _limiter(self, key: str, slot: int, quota: int) -> RateModel:
+        found = self._models.get((key, slot))
+        if found is None:
+            found = make_model(self.model, quota, self.window_s)
+            self._models[(key, slot)] = found
+        return found
+
+    def _endpoint(self, method: str, route: str) -> int | None:
+        for index, (m, prefix, _quota) in enumerate(self.endpoint_limits):
+            if m == method and route.startswith(prefix):
+                return index
+        return None
+
+    def hit(self, now: float, *, token: str, client_id: str, method: str, route: str) -> Decision:
+        """Count one request against every limit it passes; the decision the client sees."""
+        key = client_id if self.per == "client" else token
+        main = self._limiter(key, -1, self.quota)
+        index = self._endpoint(method, route)
+        if index is None:
+            return main.hit(now)
+        endpoint = self._limiter(key, index, self.endpoint_limits[index][2])
+        if not endpoint.peek(now).admitted:
+            return endpoint.hit(now)
+        first = main.hit(now)
+        if not first.admitted:
+            return first
+        second = endpoint.hit(now)
+        return min(first, second, key=lambda d: (d.allowed - d.count, -d.reset))
+
+
 # --- predictions (closed form, independent of the classes above) -------------------------
 
 

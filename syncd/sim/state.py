@@ -26,7 +26,7 @@ from syncd.sim import wfm
 from syncd.sim.faults import FaultConfig, Faults, Hold, HoldConfig
 from syncd.sim.options import RATE_MODELS, RateModelName, SimOptions
 from syncd.sim.org import JSON, Org, iso_ms, iso_s
-from syncd.sim.ratelimit import Decision, RateModel, make_model
+from syncd.sim.ratelimit import Budgets, Decision
 
 
 class SimError(Exception):
@@ -138,7 +138,7 @@ class Sim:
             options.rate_model, options.quota, options.window_s, options.ratelimit_headers
         )
         self.tokens: dict[str, Token] = {}
-        self.limiters: dict[str, RateModel] = {}
+        self.budgets: Budgets | None = None  # built at the first request, after any change
         self.counters = Counters()
         self.log: deque[LogEntry] = deque(maxlen=options.request_log_size)
         self.faults = Faults(org.seed)
@@ -209,16 +209,22 @@ class Sim:
 
     # --- rate limit ---------------------------------------------------------------------
 
-    def hit(self, token: str) -> Decision:
-        key = token
-        if self.options.ratelimit_per == "client":
-            record = self.tokens.get(token)
-            key = record.client_id if record is not None else token
-        limiter = self.limiters.get(key)
-        if limiter is None:
-            limiter = make_model(self.rate.model, self.rate.quota, self.rate.window_s)
-            self.limiters[key] = limiter
-        return limiter.hit(self.clock())
+    def hit(self, token: str, method: str = "GET", route: str = "") -> Decision:
+        """Count one API request against the rate limits it passes."""
+        budgets = self.budgets
+        if budgets is None:
+            budgets = self.budgets = Budgets(
+                self.rate.model,
+                self.rate.quota,
+                self.rate.window_s,
+                per=self.options.ratelimit_per,
+                endpoint_limits=self.options.endpoint_limits,
+            )
+        record = self.tokens.get(token)
+        client_id = record.client_id if record is not None else ""
+        return budgets.hit(
+            self.clock(), token=token, client_id=client_id, method=method, route=route
+        )
 
     def set_ratelimit(
         self,
@@ -243,7 +249,7 @@ class Sim:
             self.rate.window_s = window_s
         if headers is not None:
             self.rate.headers = headers
-        self.limiters.clear()
+        self.budgets = None
         return self.ratelimit_json()
 
     def ratelimit_json(self) -> JSON:

@@ -212,16 +212,53 @@ def test_a_429_pauses_until_retry_after_plus_jitter() -> None:
     assert pacer.assumed_quota == pytest.approx(7.0)  # multiplicative decrease
 
 
-def test_aimd_grows_back_one_step_per_clean_window() -> None:
-    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+def test_aimd_holds_a_limit_it_was_shown_then_grows_back_one_step_per_clean_window() -> None:
+    config = pacing.PacingConfig(quota=100, window_s=10, reprobe_windows=30)
+    pacer = pacing.Pacer(config, now=0.0)
     pacer.on_throttled(now=0.0, retry_after_s=1, jitter_s=0, with_headers=False)
     assert pacer.assumed_quota == pytest.approx(70)
     t = 0.0
-    for _ in range(10):
+    for _ in range(29):  # the limit the server just showed holds for reprobe_windows
+        t += 10.0
+        seq = pacer.on_send(t)
+        pacer.on_response(seq, t_recv=t, status=200, headers=None)
+    assert pacer.assumed_quota == pytest.approx(70)
+    for _ in range(7):
         t += 10.0
         seq = pacer.on_send(t)
         pacer.on_response(seq, t_recv=t, status=200, headers=None)
     assert pacer.assumed_quota == pytest.approx(100)
+
+
+def test_a_429_under_the_log_learns_what_the_server_admitted() -> None:
+    # Told 100 per window, the server admits 30: one 429 teaches the 30.
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+    for _ in range(30):
+        assert pacer.next_send_at(0.0) == 0.0
+        seq = pacer.on_send(0.0)
+        pacer.on_response(seq, t_recv=0.0, status=200, headers=None)
+    seq = pacer.on_send(0.0)
+    pacer.on_response(seq, t_recv=0.0, status=429, headers=None)
+    pacer.on_throttled(now=0.0, retry_after_s=10, jitter_s=0, with_headers=False, seq=seq)
+    assert pacer.assumed_quota == pytest.approx(30)
+
+
+def test_beyond_what_the_server_admitted_requests_go_one_at_a_time() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+    first = pacer.on_send(0.0)
+    assert pacer.next_send_at(0.0) is None  # nothing proven yet: wait for the answer
+    pacer.on_response(first, t_recv=0.1, status=200, headers=None)
+    seqs = []
+    for _ in range(3):  # serially, each once the previous one was answered
+        assert pacer.next_send_at(0.2) == 0.2
+        seqs.append(pacer.on_send(0.2))
+        assert pacer.next_send_at(0.2) is None
+        pacer.on_response(seqs[-1], t_recv=0.2, status=200, headers=None)
+    # A window later the server has shown 4 in one window: 4 may be in flight at once.
+    for _ in range(4):
+        assert pacer.next_send_at(10.5) == 10.5
+        pacer.on_send(10.5)
+    assert pacer.next_send_at(10.5) is None
 
 
 def test_headers_spend_exactly_what_remains_then_wait_for_the_reset() -> None:

@@ -84,6 +84,12 @@ async def test_the_pool_uses_the_token_that_can_send_first() -> None:
 
 async def test_requests_in_flight_spread_over_the_pool() -> None:
     lim, _clock, _rec = make(("pool-0", "pool-1", "pool-2"))
+    # A fresh token sends one at a time (nothing is proven yet): three go, one per token.
+    first = [await lim.acquire(2) for _ in range(3)]
+    assert sorted(lease.label for lease in first) == ["pool-0", "pool-1", "pool-2"]
+    for lease in first:
+        # The server tells each token its budget: no more one-at-a-time discovery.
+        lim.release(lease, status=200, headers=pacing.RateHeaders(count=1, allowed=100, reset_s=60))
     leases = [await lim.acquire(2) for _ in range(6)]
     assert (
         sorted(lease.label for lease in leases) == ["pool-0"] * 2 + ["pool-1"] * 2 + ["pool-2"] * 2
@@ -119,6 +125,8 @@ async def test_a_cancelled_waiter_leaves_the_queue() -> None:
 
 async def test_routine_work_leaves_the_failover_reserve_of_each_window() -> None:
     lim, clock, _rec = make(quota=100, window_s=60.0)
+    # The server is known to count in windows (its refill probe was refused long ago).
+    lim.pacers[0].refill = "window"
     reserve = lim.config.failover_reserve
     assert reserve == 2
     for _ in range(100 - reserve):
@@ -173,3 +181,32 @@ async def test_queued_waiters_are_woken_one_at_a_time() -> None:
     # Each waiter sleeps once until it is the head, then the head once per window: not
     # every waiter at every grant and release (which would be about n * n wake-ups).
     assert waits <= 2 * n
+
+
+async def test_an_endpoint_with_a_lower_limit_is_paced_apart_from_the_token() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    patch = {"endpoint": "/api/v2/outbound/campaigns/{campaignId}", "method": "PATCH"}
+    get = {"endpoint": "/api/v2/x", "method": "GET"}
+    lease = await lim.acquire(2, **get)
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=1, allowed=100, reset_s=60))
+    # The endpoint's answers show its own limit: 3 per window, 2 left.
+    lease = await lim.acquire(2, **patch)
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=1, allowed=3, reset_s=60))
+    assert list(lim.endpoint_pacers) == [(0, "PATCH " + patch["endpoint"])]
+    lease = await lim.acquire(2, **patch)
+    # The server counted another one elsewhere: none left.
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=3, allowed=3, reset_s=60))
+    assert clock() == 1000.0
+    # The endpoint is spent; the token is not: other requests still go at once.
+    lease = await lim.acquire(2, **get)
+    assert clock() == 1000.0
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=5, allowed=100, reset_s=60))
+    lease = await lim.acquire(2, **patch)
+    assert clock() >= 1060.0  # the endpoint waits for its own reset
+    # A 429 of the endpoint's own limit pauses that endpoint, not the token.
+    lim.release(lease, status=429, headers=pacing.RateHeaders(count=3, allowed=3, reset_s=30))
+    until = lim.throttled(lease, retry_after_s=30, jitter_s=0.0, with_headers=True)
+    assert until == pytest.approx(clock() + 30)
+    now = clock()
+    lease = await lim.acquire(2, **get)
+    assert clock() == now

@@ -27,9 +27,9 @@ def api_log(env_running: object) -> list[object]:
 async def test_one_429_pauses_every_request_of_the_token_and_retry_after_is_honoured(
     make_env: Factory,
 ) -> None:
-    # The server allows 2 per minute; the client believes 4, of which routine work spends 3
+    # The server allows 2 per minute; the client believes 5, of which routine work spends 4
     # (one is the failover reserve): the third request is refused.
-    env = await make_env(quota=2, window_s=60.0, headers=False, client_quota=4, rand=0.0)
+    env = await make_env(quota=2, window_s=60.0, headers=False, client_quota=5, rand=0.0)
     results = await asyncio.gather(*(env.api.list_trunk_bases() for _ in range(6)))
     assert all(len(r) == 15 for r in results)
     log = api_log(env.running)

@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 from sim_helpers import Client, FakeClock, W
 
-from syncd.sim import RunningSim
+from syncd.sim import RunningSim, ratelimit
 from syncd.sim.ratelimit import (
     CountsRejected,
     FixedWindow,
@@ -177,6 +177,38 @@ def test_429_message_shape_is_exact() -> None:
         r"Rate limit exceeded the maximum\. Retry the request in \[\d+\] seconds",
         "Rate limit exceeded the maximum. Retry the request in [42] seconds",
     )
+
+
+def test_tokens_of_one_client_share_its_budget_when_so_configured() -> None:
+    shared = ratelimit.Budgets("fixed-window", 3, 60.0, per="client")
+    own = ratelimit.Budgets("fixed-window", 3, 60.0, per="token")
+    for budgets, admitted in ((shared, 3), (own, 4)):
+        got = [
+            budgets.hit(0.0, token=tok, client_id="c", method="GET", route="/api/v2/x").admitted
+            for tok in ("a", "b", "a", "b")
+        ]
+        assert sum(got) == admitted
+
+
+def test_an_endpoint_limit_refuses_without_spending_the_main_budget() -> None:
+    budgets = ratelimit.Budgets(
+        "fixed-window", 5, 60.0, endpoint_limits=[("PATCH", "/api/v2/outbound/campaigns", 2)]
+    )
+
+    def hit(method: str, route: str) -> ratelimit.Decision:
+        return budgets.hit(0.0, token="t", client_id="c", method=method, route=route)
+
+    camp = "/api/v2/outbound/campaigns/{campaignId}"
+    first = hit("PATCH", camp)
+    assert first.admitted
+    assert (first.count, first.allowed) == (1, 2)  # the tighter limit speaks in the headers
+    assert hit("PATCH", camp).admitted
+    refused = hit("PATCH", camp)
+    assert not refused.admitted
+    assert refused.retry_after == 60
+    assert hit("GET", camp).admitted  # another method is not in the family
+    # 3 of the main 5 were spent (the refused PATCH was not): 2 more get through.
+    assert [hit("GET", "/api/v2/x").admitted for _ in range(3)] == [True, True, False]
 
 
 async def test_a_client_wide_quota_is_shared_by_every_token_of_the_client() -> None:
