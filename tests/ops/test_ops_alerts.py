@@ -30,6 +30,9 @@ EXPECTED_ALERTS = {
     "SyncdStaffingDataStale",
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
+    "SyncdCoordinationDown",
+    "SyncdNoLeader",
+    "SyncdSeveralLeaders",
 }
 
 
