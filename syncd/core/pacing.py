@@ -366,7 +366,7 @@ class Pacer:
             return self.paused_until
         hold = self._held(now) if keep_reserve else 0
         if self.headers_seen:
-            return self._next_by_headers(now, hold)
+            return self._next_by_headers(now, hold, spread=keep_reserve)
         return self._next_without_headers(now, hold)
 
     def _sharing(self, now: float) -> bool:
@@ -378,12 +378,13 @@ class Pacer:
             limit = min(limit, self._allowed)
         return self.config.failover_reserve_of(limit)
 
-    def _next_by_headers(self, now: float, hold: int) -> float | None:
+    def _next_by_headers(self, now: float, hold: int, *, spread: bool) -> float | None:
         avail = self.header_available(now) - hold
         if avail > self.config.reserve:
-            if self._sharing(now) and self._window_end < math.inf:
+            if spread and self._sharing(now) and self._window_end < math.inf:
                 # Another consumer spends the same budget: spread what remains evenly over the
-                # time to the reset rather than taking it all at the window's start.
+                # time to the reset rather than taking it all at the window's start (work below
+                # failover priority only: a failover write never waits for that).
                 left = self._window_end - now
                 # Leave the other consumer what it will spend until the reset, at its pace in
                 # this window so far (over a tenth of it at least: the start says little).
