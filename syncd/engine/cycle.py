@@ -86,7 +86,9 @@ class Engine:
 
     async def start(self, *, recover: bool = True) -> None:
         """``recover=False`` (``syncd once --dry-run``) leaves the audit trail alone: a dry run
-        beside a running daemon must not mark that daemon's in-flight writes 'interrupted'."""
+        beside a running daemon must not mark that daemon's in-flight writes 'interrupted'. A
+        read-only state file (a reader beside the daemon) is never recovered."""
+        recover = recover and not self.store.read_only
         now = self.clock()
         interrupted = await self.store.mark_interrupted(now=now) if recover else 0
         if interrupted:
@@ -155,7 +157,9 @@ class Engine:
                     self.cfg.health.hold_down_s,
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
-        if new != self.health:
+        if new != self.health and not self.store.read_only:
+            # A reader (``syncd plan``, a dry run) keeps what it learned in memory: the state
+            # file's failover state is the daemon's.
             await self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
@@ -189,8 +193,9 @@ class Engine:
         wall = self.clock()
         held_before = set(self._hold_reasons(self.cfg))
         changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
-        for bu, fp in self.reader.fingerprints().items():
-            await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
+        if not self.store.read_only:
+            for bu, fp in self.reader.fingerprints().items():
+                await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
         self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
         if changed:

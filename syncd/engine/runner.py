@@ -100,10 +100,13 @@ async def open_engine(
     """Build the transport, API client, state store and engine for ``cfg``; close them after.
 
     ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
-    writer on the same file is refused with ``StateError``."""
+    writer on the same file is refused with ``StateError``. Otherwise the state file is open
+    read-only: the engine reads the failover state from it and keeps what it learns in memory."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
+    store = state.AsyncStateStore(
+        state.StateStore(cfg.state_path, writer=writer, read_only=not writer)
+    )
     # The coordinator reads and records its epoch floor synchronously (rare, tiny rows).
     coord = _coordinator(cfg, store.sync, m) if writer else None
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
