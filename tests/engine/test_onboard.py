@@ -254,3 +254,36 @@ def test_a_wildcard_grant_covers_a_permission() -> None:
     assert verify.granted("telephony:plugin:all", grants)
     assert verify.granted("outbound:campaign:view", grants)
     assert not verify.granted("outbound:campaign:edit", grants)
+
+
+async def test_discover_reuses_a_configurations_org_section(
+    small: RunningSim, tmp_path: Path
+) -> None:
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(DEMO.read_text())
+    out = tmp_path / "c.toml"
+    code, _, err = await syncd(
+        "discover", "-c", str(cfg), "--api-url", small.base_url, "-o", str(out)
+    )
+    assert code == 0, err
+    org = config_mod.load(out).org
+    assert (org.client_id, org.secret_env, org.api_base) == (
+        "demo-client",
+        "SYNCD_CLIENT_SECRET",
+        small.base_url,
+    )
+
+
+async def test_discover_says_what_is_missing(tmp_path: Path) -> None:
+    code, _, err = await syncd("discover", "-o", str(tmp_path / "c.toml"))
+    assert code == 78
+    assert err.splitlines() == [
+        "syncd discover: --client-id is required (or -c FILE)",
+        "syncd discover: --region or --api-url is required (or -c FILE)",
+    ]
+    assert not (tmp_path / "c.toml").exists()
+    code, _, err = await syncd(
+        "discover", "--client-id", "x", "--region", "eu_west_1", env={"SYNCD_CLIENT_SECRET": ""}
+    )
+    assert code == 78
+    assert "environment variable SYNCD_CLIENT_SECRET is not set" in err
