@@ -1,4 +1,4 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state).
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state, ha).
 
 Each prints JSON.
 """
@@ -11,6 +11,7 @@ import sys
 BENCHMARKS = {
     "writes": "bench.writes",  # the write path: syncd's client against the peers, per server model
     "planner": "bench.planner",  # parse + plan on the simulator's large org
+    "ha": "bench.ha",  # 3 replicas, leader killed mid-burst, with and without Redis
     "status": "bench.status",  # GET /status.json and GET / on the large org
     "state": "bench.state",  # the event loop while the audit trail is written (and locked)
 }

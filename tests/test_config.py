@@ -324,3 +324,61 @@ def test_shipped_configs_say_each_routes_policy() -> None:
         entries = [line for line in text.splitlines() if line.lstrip().startswith("{ site_id")]
         assert entries, name
         assert all("trunks = " in line for line in entries), name
+
+
+def _with_coordination(body: str) -> str:
+    return GOOD.replace("[[groups]]", f"[coordination]\n{body}\n[[groups]]", 1)
+
+
+def test_coordination_defaults_to_none_and_redis_needs_a_url() -> None:
+    assert config.parse(GOOD).coordination.backend == "none"
+    with pytest.raises(errors.ConfigError) as exc:
+        config.parse(_with_coordination('backend = "redis"'))
+    assert exc.value.problems == ('coordination: url: required with backend = "redis"',)
+    cfg = config.parse(
+        _with_coordination(
+            'backend = "redis"\nurl = "rediss://user@redis.internal:6380/0"\n'
+            'password_env = "SYNCD_REDIS_PASSWORD"\nkey_prefix = "org-1"'
+        )
+    )
+    assert cfg.coordination.timing().problems() == []
+    assert cfg.shared_burst() == 30
+
+
+def test_a_redis_password_in_the_url_is_refused_without_being_echoed() -> None:
+    with pytest.raises(errors.ConfigError) as exc:
+        config.parse(_with_coordination('backend = "redis"\nurl = "redis://u:hunter2@h:6379"'))
+    assert "holds a password" in str(exc.value)
+    assert "hunter2" not in str(exc.value)
+
+
+def test_inconsistent_lease_timings_and_burst_are_named() -> None:
+    with pytest.raises(errors.ConfigError) as exc:
+        config.parse(
+            _with_coordination(
+                'backend = "redis"\nurl = "redis://h:6379"\nlease_s = 9\nbudget_burst = 299'
+            )
+        )
+    text = str(exc.value)
+    assert "lease_s: must exceed renew_deadline_s" in text
+    with pytest.raises(errors.ConfigError) as burst:
+        config.parse(
+            _with_coordination('backend = "redis"\nurl = "redis://h:6379"\nbudget_burst = 299')
+        )
+    assert "coordination.budget_burst: must be below" in str(burst.value)
+
+
+def test_the_redis_password_is_checked_like_a_client_secret() -> None:
+    cfg = config.parse(
+        _with_coordination(
+            'backend = "redis"\nurl = "redis://h:6379"\npassword_env = "SYNCD_REDIS_PASSWORD"'
+        )
+    )
+    with pytest.raises(errors.ConfigError) as exc:
+        config.check_secrets(cfg, {"SYNCD_TEST_SECRET": "s"})
+    assert exc.value.problems == (
+        "coordination password: environment variable SYNCD_REDIS_PASSWORD is not set",
+    )
+    env = {"SYNCD_TEST_SECRET": "s", "SYNCD_REDIS_PASSWORD": "pw"}
+    config.check_secrets(cfg, env)
+    assert config.resolve_redis_password(cfg.coordination, env) == "pw"

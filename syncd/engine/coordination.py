@@ -138,14 +138,14 @@ REDIS_ERRORS = (redis.exceptions.RedisError, OSError, TimeoutError)
 class CoordinationObserver(Protocol):
     """What the coordinator reports (``obs.metrics.Metrics`` implements it)."""
 
-    def set_coordination(self, *, up: bool, leader: bool, epoch: int) -> None: ...
+    def set_coordination(self, *, lease: str, up: bool, leader: bool, epoch: int) -> None: ...
     def on_coordination_error(self, operation: str) -> None: ...
     def on_leadership(self, acquired: bool) -> None: ...
     def on_shared_budget_wait(self, seconds: float) -> None: ...
 
 
 class NullCoordinationObserver:
-    def set_coordination(self, *, up: bool, leader: bool, epoch: int) -> None:
+    def set_coordination(self, *, lease: str, up: bool, leader: bool, epoch: int) -> None:
         pass
 
     def on_coordination_error(self, operation: str) -> None:
@@ -382,7 +382,10 @@ class Coordinator:
 
     def _report(self) -> None:
         self.observer.set_coordination(
-            up=self._up, leader=self.leading(), epoch=self.epoch or self.epoch_floor
+            lease=self.prefix,
+            up=self._up,
+            leader=self.leading(),
+            epoch=self.epoch or self.epoch_floor,
         )
 
     # -- the shared budget (genesys.budget.SharedBudget) -----------------------------------

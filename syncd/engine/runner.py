@@ -108,7 +108,7 @@ async def open_engine(
         state.StateStore(cfg.state_path, writer=writer, read_only=not writer)
     )
     # The coordinator reads and records its epoch floor synchronously (rare, tiny rows).
-    coord = _coordinator(cfg, store.sync, m) if writer else None
+    coord = _coordinator(cfg, store.sync, m)  # a dry run, too, draws from the shared budget
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     tr = transport.Transport.create(
         endpoints,

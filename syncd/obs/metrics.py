@@ -400,20 +400,21 @@ class Metrics:
         # a single embedded process exposes none of them and no HA alert can fire for it.
         self.coordination_up = Gauge(
             "syncd_coordination_up",
-            "1 while the coordination backend (Redis) answers, 0 while it cannot be reached.",
-            ["backend"],
+            "1 while the coordination backend (Redis) answers, 0 while it cannot be reached;"
+            " lease is the key prefix the replicas of one org share.",
+            ["lease"],
             registry=r,
         )
         self.leader = Gauge(
             "syncd_leader",
             "1 while this replica holds the leader lease (it alone writes), else 0.",
-            ["backend"],
+            ["lease"],
             registry=r,
         )
         self.lease_epoch = Gauge(
             "syncd_lease_epoch",
             "The fencing epoch of the lease this replica holds, or the latest it has seen.",
-            ["backend"],
+            ["lease"],
             registry=r,
         )
         self.leader_changes = Counter(
@@ -703,18 +704,17 @@ class Metrics:
             self.reload_failures.inc()
 
     # ------------------------------------------------------------------ coordination
-    def set_coordination(self, *, up: bool, leader: bool, epoch: int) -> None:
+    def set_coordination(self, *, lease: str, up: bool, leader: bool, epoch: int) -> None:
         """The replica's view of the lease after each attempt (engine/coordination.py)."""
-        self.coordination_up.labels("redis").set(1 if up else 0)
-        self.leader.labels("redis").set(1 if leader else 0)
-        self.lease_epoch.labels("redis").set(epoch)
+        self.coordination_up.labels(lease).set(1 if up else 0)
+        self.leader.labels(lease).set(1 if leader else 0)
+        self.lease_epoch.labels(lease).set(epoch)
 
     def on_coordination_error(self, operation: str) -> None:
         self.coordination_errors.labels(operation).inc()
 
     def on_leadership(self, acquired: bool) -> None:
         self.leader_changes.labels("acquired" if acquired else "lost").inc()
-        self.leader.labels("redis").set(1 if acquired else 0)
 
     def on_shared_budget_wait(self, seconds: float) -> None:
         self.shared_budget_wait.inc(max(0.0, seconds))

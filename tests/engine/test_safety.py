@@ -459,7 +459,7 @@ class SurprisingListing:
 async def test_an_unexpected_error_in_the_first_health_read_does_not_end_the_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+    async with sim_and_engine(tmp_path, monkeypatch) as (_running, asm):
         api = SurprisingListing(asm.engine.api)
         engine = cycle.Engine(asm.cfg, api=api, store=asm.store, observer=asm.metrics)
         await engine.start()  # contained: the timers poll again

@@ -31,6 +31,9 @@ EXPECTED_ALERTS = {
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
     "SyncdUnexpectedErrors",
+    "SyncdCoordinationDown",
+    "SyncdNoLeader",
+    "SyncdSeveralLeaders",
 }
 
 
