@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, sim_and_engine
+from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, FakeClock, sim_and_engine
 
 from syncd import config as config_mod
 from syncd import errors
@@ -184,10 +185,31 @@ async def test_wfm_down_from_the_start_still_fails_over_and_holds_line_counts(
         assert "line counts held: apac, americas" in engine.status_line()  # systemctl status
         text = asm.metrics.render().decode()
         assert 'syncd_group_lines_held{group="apac"} 1.0' in text
-        age = next(
-            line for line in text.splitlines() if line.startswith("syncd_staffing_data_age_seconds")
-        )
-        assert float(age.split()[-1]) >= 0.0
+
+
+async def test_the_staffing_data_age_grows_while_wfm_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        clock = FakeClock(now=time.time())
+        engine.clock = clock
+        await _converge(engine)
+
+        def age() -> float | None:
+            return asm.metrics.registry.get_sample_value("syncd_staffing_data_age_seconds")
+
+        assert age() == 0.0  # just read
+        sim.set_faults({"error_5xx_rate": 1.0, "routes": [WFM]})
+        clock.advance(600.0)
+        await engine.refresh_schedules()
+        assert age() == 600.0  # the last successful read was 600 s ago
+        clock.advance(60.0)
+        await engine.refresh_schedules()
+        assert age() == 660.0
+        sim.clear_faults()
+        await engine.refresh_schedules()
+        assert age() == 0.0
 
 
 async def test_wfm_failing_after_convergence_holds_lines_through_a_deep_failover(
