@@ -31,6 +31,7 @@ EXPECTED_ALERTS = {
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
     "SyncdUnexpectedErrors",
+    "SyncdNotificationChannelDown",
     "SyncdCoordinationDown",
     "SyncdNoLeader",
     "SyncdSeveralLeaders",
