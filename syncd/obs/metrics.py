@@ -66,13 +66,15 @@ DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
 # A suspicious drop's outcomes (engine/cycle.py); pre-created so the drop panels read 0.
 DROP_OUTCOMES: tuple[str, ...] = ("held", "confirmed", "withdrawn")
 # Where an unexpected exception (not an API error: a bug, an answer syncd did not expect) was
-# caught and contained: planning one group or one route, or one of the daemon's work loops.
+# caught and contained: planning one group or one route, one of the daemon's work loops, or a
+# re-read after a notification.
 UNEXPECTED_ERROR_SITES: tuple[str, ...] = (
     "plan_group",
     "plan_route",
     "health_poll",
     "schedule_refresh",
     "reconcile",
+    "push",
 )
 # The capacity forecast's summary windows: the next 2 hours, and the whole horizon.
 FORECAST_WINDOWS: tuple[str, ...] = ("2h", "horizon")
@@ -359,7 +361,8 @@ class Metrics:
             "syncd_unexpected_errors_total",
             "Unexpected exceptions (a bug, an answer syncd did not expect) contained where they"
             " happened: planning one group or route, a health poll, a schedule refresh, a"
-            " reconcile. Each is logged once with its traceback; the daemon keeps running.",
+            " reconcile, a re-read after a notification (push). Each is logged once with its"
+            " traceback; the daemon keeps running.",
             ["where"],
             registry=r,
         )
