@@ -132,10 +132,9 @@ def simulator(quota: int) -> Iterator[str]:
 
 
 def config_text(sim: str, state: Path, port: int, coordination: str, quota: int) -> str:
-    text = DEMO.read_text()
+    text = re.sub(r'^(api_url|login_url) = "[^"]*"', rf'\1 = "{sim}"', DEMO.read_text(), flags=re.M)
     for old, new in (
         ("requests_per_minute = 300", f"requests_per_minute = {quota}"),
-        ("http://127.0.0.1:8080", sim),
         ("/tmp/syncd-demo/state.sqlite3", str(state)),  # noqa: S108 - the demo's placeholder
         ("127.0.0.1:9464", f"127.0.0.1:{port}"),
         ("poll_s = 15", "poll_s = 2"),
