@@ -1,4 +1,5 @@
-"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state, ha).
+"""``python -m bench NAME [--json] …``: run one benchmark (writes, planner, status, state, ha,
+failover).
 
 Each prints JSON.
 """
@@ -14,6 +15,7 @@ BENCHMARKS = {
     "ha": "bench.ha",  # 3 replicas, leader killed mid-burst, with and without Redis
     "status": "bench.status",  # GET /status.json and GET / on the large org
     "state": "bench.state",  # the event loop while the audit trail is written (and locked)
+    "failover": "bench.failover",  # trunk failures under a write backlog, pushed vs polled
 }
 
 

@@ -161,6 +161,9 @@ class Schedule(_Model):
     ] = Field(default=("OnQueueWork",), min_length=1)
     mode: Literal["auto", "poll", "export"] = "auto"
     refresh_s: PositiveInt = 300
+    # While the notification channel pushes schedule publishes, the refresh is a safety net
+    # (below the 30 minutes after which SyncdStaffingDataStale calls the schedules unread).
+    resync_s: PositiveInt = 900
 
     @field_validator("interval_minutes")
     @classmethod
@@ -175,6 +178,23 @@ class Schedule(_Model):
 class Health(_Model):
     poll_s: PositiveInt = 15
     hold_down_s: NonNegInt = 120
+    # While the notification channel pushes trunk changes, the poll is only a safety net.
+    resync_s: PositiveInt = 300
+
+
+class Notifications(_Model):
+    """The notification channel (docs/notifications.md): push instead of poll."""
+
+    enabled: bool = True
+    ping_after_s: Annotated[float, Field(gt=0, strict=True)] = 40.0
+    dead_after_s: Annotated[float, Field(gt=0, strict=True)] = 75.0
+    renew_before_s: Annotated[float, Field(gt=0, strict=True)] = 600.0
+
+    @model_validator(mode="after")
+    def _ping_before_dead(self) -> Notifications:
+        if self.ping_after_s >= self.dead_after_s:
+            raise ValueError("ping_after_s must be below dead_after_s")
+        return self
 
 
 class Safety(_Model):
@@ -327,6 +347,7 @@ class Config(_Model):
     rate_limit: RateLimit = RateLimit()
     schedule: Schedule
     health: Health = Health()
+    notifications: Notifications = Notifications()
     safety: Safety = Safety()
     metrics: Metrics = Metrics()
     coordination: Coordination = Coordination()
@@ -492,8 +513,9 @@ def parse(text: str, source: str = "<config>") -> Config:
 
 
 # Sections a running daemon cannot swap on SIGHUP: they are bound to open connections, the open
-# state file and the bound metrics socket. Everything else (groups, schedule, health) reloads.
-RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "coordination")
+# state file, the bound metrics socket, the coordination backend and the notification channel.
+# Everything else (groups, schedule, health) reloads.
+RESTART_ONLY = ("org", "rate_limit", "state_path", "metrics", "coordination", "notifications")
 
 
 def restart_only_changes(old: Config, new: Config) -> list[str]:

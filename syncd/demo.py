@@ -188,6 +188,7 @@ def _screen(
     failover: Failover,
     applied: int,
     quota: int,
+    push_up: bool,
 ) -> list[str]:
     names = engine._names
     lines = [
@@ -225,6 +226,10 @@ def _screen(
         "",
         f"writes applied {applied}   HTTP 429s {sim.counters.total_429}   API spend"
         f" {_spend(sim, now)}/{quota} requests in the last minute",
+        "health: by push (notification channel up; the poll is a"
+        f" {cfg.health.resync_s} s safety net)"
+        if push_up
+        else f"health: by poll every {cfg.health.poll_s} s (no notification channel)",
     ]
     if failover.injected_at is None:
         lines.append("failover: not injected yet")
@@ -298,6 +303,7 @@ async def run_demo(
                 work=engine,
                 # A reload re-reads demo.toml but keeps this run's URLs, state and port.
                 load_config=lambda _p: demo_config(running.base_url, state_dir, port),
+                push=asm.push,
             )
             task = asyncio.create_task(d.run(), name="daemon")
             while not task.done():
@@ -341,6 +347,7 @@ async def run_demo(
                         failover=failover,
                         applied=applied,
                         quota=cfg.rate_limit.requests_per_minute,
+                        push_up=asm.push is not None and asm.push.up,
                     ),
                     now=now,
                 )
@@ -355,6 +362,8 @@ async def run_demo(
             summary = {
                 "converged": final is not None and not final.plan.writes,
                 "failover_reaction_s": failover.reaction_s,
+                # What saw the failure first: a notification ("push") or a health poll.
+                "health_source": engine.health_source or None,
                 "health_poll_s": cfg.health.poll_s,
                 # Health polls the simulator answered between the failure and the route
                 # change: 1 means the daemon reacted to the first poll that could see it.

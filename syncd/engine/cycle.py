@@ -6,14 +6,23 @@ does not flap routes) and the schedule snapshot. It refuses to plan before it ha
 observation. Schedules never gate failover: a group whose staffing data are missing, stale or
 misconfigured keeps its line counts (held) while its routes still follow health; planning line
 counts on an empty or partial snapshot would cut them.
+
+A notification is a hint (``engine.push``): ``on_trunk_event`` re-reads that one trunk and
+folds it into the same failover state as a poll; ``on_schedule_event`` refreshes that one
+business unit. Either answers "reconcile now" like the timers do, so every change goes through
+the same planner. A reconcile that follows a failover reads at failover priority, and one that is
+writing stops starting lower writes the moment another trunk fails (the follow-up reconcile
+plans the failover first).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import orjson
 
@@ -33,6 +42,12 @@ class Outcome:
 
     plan: model.Plan
     report: applier_mod.Report | None  # None for a dry run
+
+
+class HintHandler(Protocol):
+    """``Engine.on_trunk_event`` / ``on_schedule_event``: re-read what a notification named."""
+
+    def __call__(self, ident: str, /, *, received_at: float | None = None) -> Awaitable[bool]: ...
 
 
 class Engine:
@@ -59,6 +74,12 @@ class Engine:
         self.reader = reader.Reader(api, cfg)
         self.applier = applier_mod.Applier(api, store, observer, clock=clock, fence=self.fence)
         self.health: dict[str, model.TrunkHealth] = {}
+        self._statuses: dict[str, model.TrunkStatus] = {}  # trunk id → last observation
+        self._health_lock = asyncio.Lock()  # observations fold in the order they were read
+        self._failover_pending = False  # a trunk failed since the last reconcile planned
+        self.health_source = ""  # "push" | "poll": what saw the last failover first
+        self._pushed_at: float | None = None  # the hint behind a change not yet reconciled
+        self.on_statuses: Callable[[], None] | None = None  # the listed trunks may differ
         self._health_seen = False
         self._names: dict[str, str] = {}
         self._trunk_bases: dict[str, model.TrunkBase] = {}
@@ -124,13 +145,56 @@ class Engine:
 
     async def poll_health(self) -> bool:
         ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
-        try:
-            statuses = await self.reader.trunk_statuses()
-        except errors.ApiError:
-            self._observe_unknown(tuple(ids))  # no listing: every trunk's health is unknown
-            raise
-        now = self._health_now()
-        self._observe_unknown(health.unobserved(statuses, ids))
+        async with self._health_lock:
+            try:
+                statuses = await self.reader.trunk_statuses()
+            except errors.ApiError:
+                self._observe_unknown(tuple(ids))  # no listing: every trunk's health is unknown
+                raise
+            self._statuses = {s.trunk_id: s for s in statuses}
+            now = self._health_now()
+            self._observe_unknown(health.unobserved(statuses, ids))
+            changed = await self._fold(now, source="poll")
+            self.board.note_poll("health", now, self.cfg.health.poll_s)
+        if self.on_statuses is not None:
+            self.on_statuses()
+        return changed
+
+    async def on_trunk_event(self, trunk_id: str, *, received_at: float | None = None) -> bool:
+        """A notification named this trunk: re-read it alone and fold it in like a poll.
+        True when a trunk's failover state changed (reconcile now)."""
+        if trunk_id not in self._statuses:
+            return False  # not a trunk of a managed trunk base (or not listed yet)
+        async with self._health_lock:
+            status = await self.reader.trunk_status(trunk_id)
+            self._statuses[trunk_id] = status
+            changed = await self._fold(self._health_now(), source="push")
+        return self._pushed(changed, received_at)
+
+    async def on_schedule_event(
+        self, business_unit_id: str, *, received_at: float | None = None
+    ) -> bool:
+        """A notification said this business unit's schedules changed: refresh it alone.
+        True when the staffing input changed (reconcile now)."""
+        if business_unit_id not in self.cfg.schedule.business_units:
+            return False
+        changed = await self.refresh_schedules(only=business_unit_id)
+        return self._pushed(changed, received_at)
+
+    def _pushed(self, changed: bool, received_at: float | None) -> bool:
+        if changed and self._pushed_at is None:
+            self._pushed_at = received_at if received_at is not None else time.monotonic()
+        return changed
+
+    def trunk_ids(self) -> tuple[str, ...]:
+        """The trunk instances of the managed trunk bases (their notification topics)."""
+        managed = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
+        return tuple(sorted(t for t, s in self._statuses.items() if s.trunk_base_id in managed))
+
+    async def _fold(self, now: int, *, source: str) -> bool:
+        """Fold the latest observation of every trunk into the failover state."""
+        statuses = tuple(self._statuses.values())
+        ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
         new = health.observe_all(
             self.health, statuses, ids, now=now, hold_down_s=self.cfg.health.hold_down_s
         )
@@ -142,10 +206,13 @@ class Engine:
             if after.state is model.HealthState.FAILED:
                 self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
                 self.board.note_failover(group_of[tb], tb, now)
+                self._failover_pending = True
+                self.health_source = source
                 log.warning(
-                    "Trunk base %s failed its health check: failing over now.",
+                    "Trunk base %s failed its health check (seen by %s): failing over now.",
                     name,
-                    extra={"object_id": tb, "group": group_of[tb]},
+                    source,
+                    extra={"object_id": tb, "group": group_of[tb], "source": source},
                 )
             else:
                 self.board.note_recovery(tb, now)
@@ -160,7 +227,6 @@ class Engine:
         self.health = new
         self._health_seen = True
         self.board.note_health(new)
-        self.board.note_poll("health", now, self.cfg.health.poll_s)
         if changed:
             self.board.mark_stale()
         return bool(changed)
@@ -183,12 +249,13 @@ class Engine:
                     extra={"object_id": tb, "group": group},
                 )
 
-    async def refresh_schedules(self) -> bool:
+    async def refresh_schedules(self, *, only: str | None = None) -> bool:
         """True when the staffing input changed: new schedules, or a group's line counts
-        became held or free (the schedules went stale or fresh again)."""
+        became held or free (the schedules went stale or fresh again). ``only``: that one
+        business unit (a notification named it)."""
         wall = self.clock()
         held_before = set(self._hold_reasons(self.cfg))
-        changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall)
+        changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall, only=only)
         for bu, fp in self.reader.fingerprints().items():
             await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
@@ -273,8 +340,8 @@ class Engine:
 
     # -- the reconcile -------------------------------------------------------------------
 
-    async def _load_trunk_bases(self) -> None:
-        tbs = await self.reader.trunk_bases()
+    async def _load_trunk_bases(self, *, priority: int = model.Priority.STAFFING) -> None:
+        tbs = await self.reader.trunk_bases(priority=priority)
         self._trunk_bases = {tb.id: tb for tb in tbs}
         self._names.update({tb.id: tb.name for tb in tbs})
 
@@ -296,12 +363,23 @@ class Engine:
             # A held drop is written only if a fresh read of its inputs agrees.
             self.reader.invalidate()
             await self.refresh_schedules()
+        # A failover since the last plan: these reads go before lower work waiting for the
+        # token, and a newer failover stops this reconcile from starting lower writes.
+        failover = self._failover_pending
+        if not dry_run:
+            self._failover_pending = False
+        prio = model.Priority.FAILOVER if failover else model.Priority.STAFFING
+
+        def stop() -> bool:
+            return should_stop() or (not dry_run and self._failover_pending)
+
         try:
-            routes = await self.reader.routes()
-            campaigns = await self.reader.campaigns()
+            routes = await self.reader.routes(priority=prio)
+            campaigns = await self.reader.campaigns(priority=prio)
             if not self._trunk_bases or any(g.call_rate for g in cfg.groups):
-                await self._load_trunk_bases()
+                await self._load_trunk_bases(priority=prio)
         except errors.ApiError:
+            self._failover_pending = self._failover_pending or failover
             self.observer.observe_reconcile(time.monotonic() - started, False, wall)
             raise
         for route in routes:
@@ -332,15 +410,17 @@ class Engine:
                 trunk_bases=self._trunk_bases,
                 names=self._names,
             )
-            report = await self.applier.apply(
-                plan, objects, settings=settings, should_stop=should_stop
-            )
+            report = await self.applier.apply(plan, objects, settings=settings, should_stop=stop)
             if report.applied and any(
                 w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
             ):
                 await self._load_trunk_bases()  # versions moved on
         ok = report is None or report.failed == 0
         self.observer.observe_reconcile(time.monotonic() - started, ok, wall)
+        if not dry_run and self._pushed_at is not None and ok:
+            # Event → write: from the notification to the end of the writes it led to.
+            self.observer.observe_push_reaction(time.monotonic() - self._pushed_at)
+            self._pushed_at = None
         outcome = Outcome(plan=plan, report=report)
         if not dry_run:
             self.last = outcome

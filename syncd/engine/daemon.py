@@ -8,10 +8,17 @@ ends the daemon. Signal handlers only set flags. A reconcile never runs twice at
 that arrive while one runs coalesce into a single follow-up run.
 
 Readiness: ``READY=1`` once the first trunk health read succeeded (failover is armed from
-then on); until then ``STATUS=`` names what it waits for. SIGTERM/SIGINT: start nothing new
-(during start-up: cancel the start-up reads), drain in-flight writes within ``drain_timeout_s``,
-``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``, read and validate the file, swap the whole
-configuration or keep the old one and say why (log + metrics), ``READY=1``.
+then on); until then ``STATUS=`` names what it waits for.
+
+With a notification channel (``push``, see ``engine.push``), the channel is one more named
+task: its hints trigger reconciles like the timers do, every (re)connect sets the health and
+schedule timers' events (one full resync), and while it is up the health poll and the schedule
+refresh slow to their resync intervals; the moment it is down they return to their fast ones.
+
+SIGTERM/SIGINT: start nothing new (during start-up: cancel the start-up reads), drain
+in-flight writes within ``drain_timeout_s``, ``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``,
+read and validate the file, swap the whole configuration or keep the old one and say why (log +
+metrics), ``READY=1``.
 """
 
 from __future__ import annotations
@@ -69,6 +76,13 @@ class Work(Protocol):
     async def close(self) -> None: ...
 
 
+class PushSource(Protocol):
+    """The notification channel (``engine.push.Push``); it calls back the daemon's hooks:
+    ``trigger_reconcile``, ``resync`` and ``set_push``."""
+
+    async def run(self, hooks: Daemon) -> None: ...
+
+
 def first_reconcile_after(now: float, interval_s: float, lead_time_s: float) -> float:
     """The next instant that is an interval boundary minus the lead time, strictly after now."""
     k = (now + lead_time_s) // interval_s + 1
@@ -85,8 +99,11 @@ class Daemon:
         drain_timeout_s: float = 20.0,
         load_config: Callable[[str], config_mod.Config] = config_mod.load,
         retry_base_s: float | None = None,
+        push: PushSource | None = None,
     ) -> None:
         self.config_path = config_path
+        self.push = push
+        self._push_up = False
         self.config = config
         self.work = work
         self.drain_timeout_s = drain_timeout_s
@@ -119,6 +136,21 @@ class Daemon:
     def trigger_reconcile(self) -> None:
         self._reconcile_due.set()
 
+    def resync(self) -> None:
+        """One full read of health and schedules now (a channel came up, or a hint failed)."""
+        self._health_due.set()
+        self._refresh_due.set()
+
+    def set_push(self, up: bool) -> None:
+        """Health and schedules come by push (the polls slow down) or by poll (fast again)."""
+        if up == self._push_up:
+            return
+        self._push_up = up
+        if self._scheduler is not None:
+            self._schedule()
+        if not up:
+            self._health_due.set()  # nothing pushes now: look at once, then at the fast pace
+
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
@@ -128,6 +160,9 @@ class Daemon:
     def _schedule(self) -> None:
         health_s = self.config.health.poll_s
         refresh_s = self.config.schedule.refresh_s
+        if self._push_up:
+            health_s = max(health_s, self.config.health.resync_s)
+            refresh_s = max(refresh_s, self.config.schedule.resync_s)
         interval_s = self.config.schedule.interval_minutes * 60.0
         lead_s = self.config.schedule.lead_time_s
         if self._scheduler is None:
@@ -300,8 +335,9 @@ class Daemon:
         log.info("Stopping: nothing new starts; in-flight writes get %.0f s.", self.drain_timeout_s)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
-        for name in ("health", "refresh"):
-            tasks[name].cancel()
+        for name in ("health", "refresh", "push"):
+            if name in tasks:
+                tasks[name].cancel()
         reconcile = tasks["reconcile"]
         done, _ = await asyncio.wait({reconcile}, timeout=self.drain_timeout_s)
         if not done:
@@ -351,6 +387,8 @@ class Daemon:
                     "reconcile": tg.create_task(self._reconcile_loop(), name="reconcile"),
                     "watchdog": tg.create_task(self._watchdog_loop(), name="watchdog"),
                 }
+                if self.push is not None:
+                    tasks["push"] = tg.create_task(self.push.run(self), name="push")
                 tg.create_task(self._control_loop(tasks), name="control")
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

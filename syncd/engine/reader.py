@@ -8,7 +8,7 @@ Reads spend the same API budget as writes, so this module reads no more than the
   fingerprint changed or the horizon moved past the fetched window. They are fetched per
   management unit through the schedule's ``agentschedules/query``: inline for small units, or the
   bulk export (``downloadUrl``) for large ones (``mode = auto|poll|export``).
-- Health: one paged listing of EXTERNAL trunks per poll.
+- Health: one paged listing of EXTERNAL trunks per poll; one trunk when a notification names it.
 - Routes and campaigns: one paged listing each per reconcile, kept to the configured objects.
 
 Time zones matter only here, for week boundaries; everything handed on is in UTC epoch seconds.
@@ -163,10 +163,16 @@ class Reader:
         return state
 
     async def refresh_schedules(
-        self, *, now: int, wall_now: float, horizon_s: int | None = None
+        self,
+        *,
+        now: int,
+        wall_now: float,
+        horizon_s: int | None = None,
+        only: str | None = None,
     ) -> bool:
         """Fetch agent schedules where something changed; True when the snapshot changed.
         ``horizon_s`` replaces the configured horizon (``syncd plan`` reads a whole day).
+        ``only``: that one business unit (a notification said its schedules changed).
 
         Each business unit on its own: one that cannot be read (outage, 403, a ``Processing``
         answer, an answer syncd cannot parse) is recorded (``staffing_gaps``) and the others
@@ -174,6 +180,8 @@ class Reader:
         configuration problem (``problems``), reported at once and on every reload."""
         changed = False
         for bu_id in self.cfg.schedule.business_units:
+            if only is not None and bu_id != only:
+                continue
             try:
                 changed |= await self._refresh_bu(
                     bu_id, now=now, wall_now=wall_now, horizon_s=horizon_s
@@ -356,28 +364,34 @@ class Reader:
     async def trunk_statuses(self) -> tuple[model.TrunkStatus, ...]:
         return await self.api.list_trunks(priority=model.Priority.FAILOVER)
 
-    async def routes(self) -> tuple[model.Route, ...]:
+    async def trunk_status(self, trunk_id: str) -> model.TrunkStatus:
+        """One trunk instance, re-read because a notification named it."""
+        return await self.api.get_trunk(trunk_id, priority=model.Priority.FAILOVER)
+
+    async def routes(self, *, priority: int = model.Priority.STAFFING) -> tuple[model.Route, ...]:
         """The configured routes, one paged listing per configured site."""
         wanted = {r.id for g in self.cfg.groups for r in g.routes}
         sites = sorted({r.site_id for g in self.cfg.groups for r in g.routes})
         out: list[model.Route] = []
         for site in sites:
-            out.extend(r for r in await self.api.list_routes(site) if r.id in wanted)
+            out.extend(
+                r for r in await self.api.list_routes(site, priority=priority) if r.id in wanted
+            )
         return self._found("outbound route", wanted, tuple(out))
 
-    async def campaigns(self) -> tuple[model.Campaign, ...]:
+    async def campaigns(
+        self, *, priority: int = model.Priority.STAFFING
+    ) -> tuple[model.Campaign, ...]:
         wanted = {c.id for g in self.cfg.groups for c in g.campaigns}
-        return self._found(
-            "campaign", wanted, tuple(c for c in await self.api.list_campaigns() if c.id in wanted)
-        )
+        listed = await self.api.list_campaigns(priority=priority)
+        return self._found("campaign", wanted, tuple(c for c in listed if c.id in wanted))
 
-    async def trunk_bases(self) -> tuple[model.TrunkBase, ...]:
+    async def trunk_bases(
+        self, *, priority: int = model.Priority.STAFFING
+    ) -> tuple[model.TrunkBase, ...]:
         wanted = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
-        return self._found(
-            "trunk base",
-            wanted,
-            tuple(tb for tb in await self.api.list_trunk_bases() if tb.id in wanted),
-        )
+        listed = await self.api.list_trunk_bases(priority=priority)
+        return self._found("trunk base", wanted, tuple(tb for tb in listed if tb.id in wanted))
 
     def _found(self, kind: str, wanted: set[str], found: tuple[_T, ...]) -> tuple[_T, ...]:
         """``found``, after saying once per id which configured objects the org does not have

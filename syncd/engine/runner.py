@@ -22,9 +22,9 @@ import syncd
 from syncd import config as config_mod
 from syncd import errors
 from syncd.core import model, pacing, planner
-from syncd.engine import coordination, cycle, daemon, state
+from syncd.engine import coordination, cycle, daemon, push, state
 from syncd.genesys import api as api_mod
-from syncd.genesys import auth, regions, transport
+from syncd.genesys import auth, notifications, regions, transport
 from syncd.obs import logs, metrics
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ ENDPOINTS = (
     ("GET", api_mod.BU + "/activitycodes"),
     ("GET", api_mod.BU + "/weeks/{weekId}/schedules"),
     ("POST", api_mod.SCHEDULE + "/agentschedules/query"),
+    ("GET", api_mod.TRUNK),
+    ("POST", notifications.CHANNELS),
+    ("PUT", notifications.SUBSCRIPTIONS),
 )
 
 
@@ -63,6 +66,7 @@ class Assembly:
     transport: transport.Transport
     store: state.AsyncStateStore
     coordinator: coordination.Coordinator | None = None  # None: backend "none"
+    push: push.Push | None = None  # None when [notifications] enabled = false
 
 
 def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
@@ -90,17 +94,23 @@ def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[
         quota_per_minute=cfg.rate_limit.requests_per_minute,
         max_retry_after_s=cfg.rate_limit.max_retry_after_s,
         retry_reasons=transport.RETRY_REASONS,
+        channel_reasons=notifications.REASONS,
     )
 
 
 @contextlib.asynccontextmanager
 async def open_engine(
-    cfg: config_mod.Config, *, m: metrics.Metrics | None = None, writer: bool = True
+    cfg: config_mod.Config,
+    *,
+    m: metrics.Metrics | None = None,
+    writer: bool = True,
+    window_s: float = 60.0,
 ) -> AsyncIterator[Assembly]:
     """Build the transport, API client, state store and engine for ``cfg``; close them after.
 
     ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
-    writer on the same file is refused with ``StateError``."""
+    writer on the same file is refused with ``StateError``. ``window_s``: the quota's window
+    (``requests_per_minute`` per that many seconds; the benchmarks scale time with it)."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
     store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
@@ -110,7 +120,9 @@ async def open_engine(
     tr = transport.Transport.create(
         endpoints,
         creds,
-        pacing_config=pacing.PacingConfig(quota=cfg.rate_limit.requests_per_minute, window_s=60.0),
+        pacing_config=pacing.PacingConfig(
+            quota=cfg.rate_limit.requests_per_minute, window_s=window_s
+        ),
         config=transport.TransportConfig(
             total_timeout_s=cfg.rate_limit.timeout_s,
             read_timeout_s=cfg.rate_limit.timeout_s,
@@ -136,9 +148,30 @@ async def open_engine(
         fence=coord,
     )
     m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
+    channel = None
+    m.set_notifications_enabled(cfg.notifications.enabled)
+    if cfg.notifications.enabled:
+        n = cfg.notifications
+        # Followers subscribe too (they read; only the leader writes): a new leader is current.
+        channel = push.Push(
+            engine,
+            tr,
+            timing=notifications.Timing(
+                ping_after_s=n.ping_after_s,
+                dead_after_s=n.dead_after_s,
+                renew_before_s=n.renew_before_s,
+            ),
+            observer=m,
+        )
     try:
         yield Assembly(
-            cfg=cfg, engine=engine, metrics=m, transport=tr, store=store, coordinator=coord
+            cfg=cfg,
+            engine=engine,
+            metrics=m,
+            transport=tr,
+            store=store,
+            coordinator=coord,
+            push=channel,
         )
     finally:
         m.set_status_source(None)
@@ -238,6 +271,7 @@ async def run_daemon(
                 work=asm.engine,
                 # A reload re-reads the file but keeps the command line's URLs.
                 load_config=lambda p: load_config(p, endpoints),
+                push=asm.push,
             )
             async with leadership(asm, d.trigger_reconcile):
                 return await d.run()

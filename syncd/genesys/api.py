@@ -33,6 +33,7 @@ EDGES = "/api/v2/telephony/providers/edges"
 TRUNK_BASES = EDGES + "/trunkbasesettings"
 TRUNK_BASE = TRUNK_BASES + "/{trunkBaseSettingsId}"
 TRUNKS = EDGES + "/trunks"
+TRUNK = TRUNKS + "/{trunkId}"
 SITE_ROUTES = EDGES + "/sites/{siteId}/outboundroutes"
 SITE_ROUTE = SITE_ROUTES + "/{outboundRouteId}"
 CAMPAIGNS = "/api/v2/outbound/campaigns"
@@ -141,6 +142,8 @@ class GenesysApiPort(Protocol):
     ) -> WriteResult: ...
 
     async def list_trunks(self, *, priority: int = ...) -> tuple[model.TrunkStatus, ...]: ...
+
+    async def get_trunk(self, trunk_id: str, *, priority: int = ...) -> model.TrunkStatus: ...
 
     async def list_routes(
         self, site_id: str, *, priority: int = ...
@@ -450,6 +453,15 @@ class GenesysApi:
     ) -> tuple[model.TrunkStatus, ...]:
         items = await self._all_pages(TRUNKS, query=[("trunkType", "EXTERNAL")], priority=priority)
         return tuple(_parse_each(items, wire.parse_trunk, TRUNKS))
+
+    async def get_trunk(
+        self, trunk_id: str, *, priority: int = Priority.STAFFING
+    ) -> model.TrunkStatus:
+        """One trunk instance's status (what a notification on its topic asks to re-read)."""
+        resp = await self.transport.request(
+            "GET", TRUNK, path={"trunkId": trunk_id}, priority=priority
+        )
+        return _entity(resp, wire.parse_trunk)
 
     async def list_routes(
         self, site_id: str, *, priority: int = Priority.STAFFING

@@ -164,9 +164,13 @@ class Limiter:
                 sleeper.cancel()
         waiter.wake.clear()
 
-    def _pick(self, now: float, keep_reserve: bool, endpoint: str) -> tuple[int, float | None]:
+    def _pick(
+        self, now: float, keep_reserve: bool, endpoint: str, token: int | None = None
+    ) -> tuple[int, float | None]:
         best: tuple[float, int, int] | None = None
         for index, pacer in enumerate(self.pacers):
+            if token is not None and index != token:
+                continue
             when = pacer.next_send_at(now, keep_reserve=keep_reserve)
             own = self.endpoint_pacers.get((index, endpoint))
             if own is not None and when is not None:
@@ -180,10 +184,23 @@ class Limiter:
             raise RuntimeError("the limiter has no tokens")
         return best[2], None if best[0] == math.inf else best[0]
 
-    async def acquire(self, priority: int, *, endpoint: str = "", method: str = "") -> Lease:
+    async def acquire(
+        self,
+        priority: int,
+        *,
+        endpoint: str = "",
+        method: str = "",
+        token_index: int | None = None,
+    ) -> Lease:
         """Wait for a send slot (the local pacer, then the shared budget); lower ``priority``
-        values are served first."""
-        lease = await self._acquire_local(priority, endpoint=endpoint, method=method)
+        values are served first. ``token_index`` pins the request to one token of the pool (a
+        notification channel belongs to the OAuth client that created it, so its
+        subscriptions must use that client's token)."""
+        if token_index is not None and not 0 <= token_index < len(self.pacers):
+            raise ValueError(f"token {token_index} is not in the pool of {len(self.pacers)}")
+        lease = await self._acquire_local(
+            priority, endpoint=endpoint, method=method, token_index=token_index
+        )
         try:
             await self._shared.take(lease.label)
         except BaseException:
@@ -191,7 +208,9 @@ class Limiter:
             raise
         return lease
 
-    async def _acquire_local(self, priority: int, *, endpoint: str, method: str) -> Lease:
+    async def _acquire_local(
+        self, priority: int, *, endpoint: str, method: str, token_index: int | None = None
+    ) -> Lease:
         key = f"{method} {endpoint}"
         waiter = _Waiter(int(priority), next(self._counter))
         heapq.heappush(self._queue, waiter)
@@ -206,7 +225,7 @@ class Limiter:
                     await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now, keep_reserve, key)
+                index, when = self._pick(now, keep_reserve, key, token_index)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True
@@ -307,7 +326,10 @@ class Limiter:
                 headers.allowed,
                 top,
             )
-            # Count the requests to it already in flight, sent before we knew; this one last.
+            # Its log starts with what the server counted already (answered before we knew),
+            # then the requests still in flight; this one last.
+            for _ in range(headers.count - 1):
+                own.on_response(own.on_send(now), t_recv=now, status=200, headers=None)
             for _ in range(self._in_flight[key] - 1):
                 own.on_send(now)
             return own, own.on_send(now)

@@ -336,8 +336,10 @@ class Transport:
         query: Mapping[str, str | int] | list[tuple[str, str | int]] | None = None,
         body: bytes | None = None,
         priority: int = model.Priority.STAFFING,
+        token_index: int | None = None,
     ) -> Response:
-        """Send one API request with retries; 2xx → ``Response``, anything else raises."""
+        """Send one API request with retries; 2xx → ``Response``, anything else raises.
+        ``token_index`` pins it to one token of the pool (see ``Limiter.acquire``)."""
         call = _Call(
             method=method,
             template=template,
@@ -348,6 +350,7 @@ class Transport:
             ],
             body=body,
             priority=int(priority),
+            token_index=token_index,
         )
         return await self._send_handling_retries(call)
 
@@ -439,7 +442,10 @@ class Transport:
         """The pacing gate: wait for a slot, send with that token, feed the answer back (a
         429 pauses the token for Retry-After + jitter), report the attempt."""
         lease = await self.limiter.acquire(
-            call.priority, endpoint=call.template, method=call.method
+            call.priority,
+            endpoint=call.template,
+            method=call.method,
+            token_index=call.token_index,
         )
         try:
             token, generation = await self.pool.sources[lease.index].token()
@@ -600,6 +606,7 @@ class _Call:
     query: list[tuple[str, str]]
     body: bytes | None = field(repr=False)
     priority: int
+    token_index: int | None = None  # pinned to one token of the pool
 
     @property
     def retry_safe(self) -> bool:
@@ -796,3 +803,82 @@ def _download_failure(status: int, payload: bytes, endpoint: str) -> errors.ApiE
             method="GET",
         )
     return classify(status, payload, endpoint=endpoint, method="GET", request_id="")
+
+
+# --- the notification channel's socket ---------------------------------------------
+
+
+class Socket:
+    """One WebSocket of text messages (a notification channel's ``connectUri``), with aiohttp's
+    types and errors kept inside this module: ``receive`` gives the next text message or None
+    once the socket is closed; sending on a broken socket is ``ConnectionFailed``."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse, *, endpoint: str) -> None:
+        self._ws = ws
+        self._endpoint = endpoint
+
+    @property
+    def closed(self) -> bool:
+        return self._ws.closed
+
+    async def receive(self) -> str | None:
+        while True:
+            try:
+                message = await self._ws.receive()
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                return None
+            if message.type is aiohttp.WSMsgType.TEXT:
+                return str(message.data)
+            if message.type is aiohttp.WSMsgType.BINARY:
+                return bytes(message.data).decode("utf-8", "replace")
+            if message.type in (
+                aiohttp.WSMsgType.CLOSE,
+                aiohttp.WSMsgType.CLOSING,
+                aiohttp.WSMsgType.CLOSED,
+                aiohttp.WSMsgType.ERROR,
+            ):
+                return None
+
+    async def send(self, text: str) -> None:
+        try:
+            await self._ws.send_str(text)
+        except (aiohttp.ClientError, OSError, ConnectionError) as exc:
+            raise errors.ConnectionFailed(
+                f"Sending on the notification socket failed ({type(exc).__name__}).",
+                endpoint=self._endpoint,
+                method="WS",
+            ) from None
+
+    async def close(self) -> None:
+        # Closing a socket that is already gone is what we wanted anyway.
+        with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+            await self._ws.close()
+
+
+async def open_socket(transport: Transport, url: str, *, endpoint: str = "connectUri") -> Socket:
+    """Connect a WebSocket on the transport's session (TLS verified, like every call); the URL
+    must be ``wss://`` unless its host is loopback (the simulator)."""
+    if not url.startswith("wss://") and not regions.is_loopback(urlsplit(url).hostname or ""):
+        raise errors.ClientError(
+            "A notification channel's connectUri must use wss:// (got another scheme).",
+            endpoint=endpoint,
+            method="WS",
+        )
+    try:
+        ws = await transport.session.ws_connect(
+            url,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+            receive_timeout=None,
+            autoping=True,
+        )
+    except TimeoutError:
+        raise errors.TimeoutError_(
+            "Connecting the notification socket timed out.", endpoint=endpoint, method="WS"
+        ) from None
+    except (aiohttp.ClientError, OSError) as exc:
+        raise errors.ConnectionFailed(
+            f"Connecting the notification socket failed ({type(exc).__name__}).",
+            endpoint=endpoint,
+            method="WS",
+        ) from None
+    return Socket(ws, endpoint=endpoint)

@@ -72,6 +72,7 @@ SPEND_WINDOW_S = 60.0
 _API_DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _RETRY_AFTER_BUCKETS = (1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 _WAIT_BUCKETS = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
+_PUSH_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0)
 _RECONCILE_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 _ID_SEGMENT = re.compile(
@@ -373,6 +374,57 @@ class Metrics:
             "Configuration reloads refused (the running configuration stayed).",
             registry=r,
         )
+        # --- notification channel ----------------------------------------------------------
+        self.notifications_enabled = Gauge(
+            "syncd_notification_enabled",
+            "1 when the notification channel is configured ([notifications] enabled), else 0.",
+            registry=r,
+        )
+        self.push_up = Gauge(
+            "syncd_notification_push_up",
+            "1 while every trunk and schedule topic is pushed (health by push, the poll at its"
+            " resync interval), 0 while health comes by poll.",
+            registry=r,
+        )
+        self.channel_up = Gauge(
+            "syncd_notification_channel_up",
+            "1 while every notification channel has a listening socket, else 0.",
+            registry=r,
+        )
+        self.channel_opens = Counter(
+            "syncd_notification_channel_opens_total",
+            "Notification channels opened, by reason (start, closed, dead, socket_closing,"
+            " expiring, token, no_longer_subscribed, error).",
+            ["reason"],
+            registry=r,
+        )
+        self.notification_events = Counter(
+            "syncd_notification_events_total",
+            "Notification events handed on as hints, by topic kind (trunk, schedule);"
+            " duplicates from an overlap are not counted.",
+            ["kind"],
+            registry=r,
+        )
+        self.notification_duplicates = Counter(
+            "syncd_notification_duplicates_total",
+            "Notification events dropped as duplicates (delivered on both sockets of an"
+            " overlap while a channel was being replaced).",
+            registry=r,
+        )
+        self.notification_topics = Gauge(
+            "syncd_notification_topics",
+            'Subscribed notification topics by state ("permitted", "rejected").',
+            ["state"],
+            registry=r,
+        )
+        self.push_reaction = Histogram(
+            "syncd_notification_reaction_seconds",
+            "From a notification that changed an input to the end of the reconcile that"
+            " followed it (event → write).",
+            buckets=_PUSH_BUCKETS,
+            registry=r,
+        )
+
         # High availability (docs/ha.md): created when a coordination backend is configured, so
         # a single embedded process exposes none of them and no HA alert can fire for it.
         self.coordination_up = Gauge(
@@ -444,6 +496,12 @@ class Metrics:
         self.reload_ok_ts.set(time.time() if now is None else now)
         self.reconciles.labels("ok")
         self.reconciles.labels("error")
+        for kind in ("trunk", "schedule"):
+            self.notification_events.labels(kind)
+        for state in ("permitted", "rejected"):
+            self.notification_topics.labels(state)
+        self._links_up: dict[int, bool] = {}
+        self._link_topics: dict[int, tuple[int, int]] = {}
         self._groups: dict[str, tuple[str, ...]] = {}
         self._bus: tuple[str, ...] = ()
         self._tokens: tuple[str, ...] = ()
@@ -465,6 +523,7 @@ class Metrics:
         max_retry_after_s: float,
         outcomes: Sequence[str] = DEFAULT_WRITE_OUTCOMES,
         retry_reasons: Sequence[str] = DEFAULT_RETRY_REASONS,
+        channel_reasons: Sequence[str] = (),
     ) -> None:
         """Pre-create the label sets the configuration declares; call again on every reload.
 
@@ -546,6 +605,8 @@ class Metrics:
             self.retry_after_too_long.labels(ep)
         for reason in retry_reasons:
             self.retries.labels(reason)
+        for reason in channel_reasons:
+            self.channel_opens.labels(reason)
         self.api_retry_after_max.set(max_retry_after_s)
         self._quota = quota_per_minute
 
@@ -673,6 +734,46 @@ class Metrics:
             self.reload_ok_ts.set(now)
         else:
             self.reload_failures.inc()
+
+    # ------------------------------------------------------------------ notification channel
+    def on_channel_state(self, link: int, up: bool) -> None:
+        """A channel's socket listens (or no longer does); ``link`` numbers the channels."""
+        self._links_up[link] = up
+        self.channel_up.set(1 if self._links_up and all(self._links_up.values()) else 0)
+
+    def on_channel_open(self, reason: str) -> None:
+        """A channel was opened (``reason``: a short fixed word of the client)."""
+        self.channel_opens.labels(reason).inc()
+
+    def on_notification(self, kind: str) -> None:
+        """An event was handed on as a hint (``kind``: trunk or schedule)."""
+        self.notification_events.labels(kind).inc()
+
+    def on_duplicate(self) -> None:
+        """An event arrived a second time (overlap of two sockets) and was dropped."""
+        self.notification_duplicates.inc()
+
+    def on_topics(self, link: int, permitted: int, rejected: int) -> None:
+        """A channel's subscription was answered: how many topics each way."""
+        self._link_topics[link] = (permitted, rejected)
+        self.notification_topics.labels("permitted").set(
+            sum(p for p, _ in self._link_topics.values())
+        )
+        self.notification_topics.labels("rejected").set(
+            sum(r for _, r in self._link_topics.values())
+        )
+
+    def set_notifications_enabled(self, enabled: bool) -> None:
+        """Whether the daemon runs a notification channel at all (the alert needs to know)."""
+        self.notifications_enabled.set(1 if enabled else 0)
+
+    def on_push(self, up: bool) -> None:
+        """Health comes by push (True) or by poll (False)."""
+        self.push_up.set(1 if up else 0)
+
+    def observe_push_reaction(self, seconds: float) -> None:
+        """A notification's change was reconciled ``seconds`` after it arrived."""
+        self.push_reaction.observe(max(0.0, seconds))
 
     # ------------------------------------------------------------------ coordination
     def set_coordination(self, *, lease: str, up: bool, leader: bool, epoch: int) -> None:

@@ -2,10 +2,10 @@
 
 Role: thin JSON wrappers around the operations of the in-process `Sim` object (state dump,
 request log, counters, trunk fail/recover, schedule publish, a person's edit, faults, the hold,
-rate-limit settings), for tests and demos running the simulator in another process. No
-authentication, not counted against any token. It must not contain simulation logic of its own
-(that lives in state.py, so in-process callers get exactly the same behaviour) and must not
-import the rest of syncd.
+rate-limit settings, the notification service's lifecycle faults), for tests and demos running
+the simulator in another process. No authentication, not counted against any token. It must not
+contain simulation logic of its own (that lives in state.py and notifications.py, so in-process
+callers get exactly the same behaviour) and must not import the rest of syncd.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from syncd.sim import notifications
 from syncd.sim.http import get_sim, json_response
 from syncd.sim.state import SimError
 
@@ -192,6 +193,64 @@ async def expire_tokens(request: web.Request) -> web.StreamResponse:
     return json_response({"expired": get_sim(request).expire_tokens()})
 
 
+def _opt_seconds(body: dict[str, Any], key: str) -> float | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise SimError(400, f"{key} must be a number of seconds >= 0")
+    return float(value)
+
+
+def _channels(request: web.Request) -> notifications.Channels:
+    return request.app[notifications.CHANNELS_KEY]
+
+
+async def get_notifications(request: web.Request) -> web.StreamResponse:
+    return json_response(_channels(request).to_json())
+
+
+async def set_notifications(request: web.Request) -> web.StreamResponse:
+    body = await _body(request)
+    unknown = set(body) - {"heartbeats", "heartbeat_s", "ttl_s", "missing_permissions"}
+    if unknown:
+        raise SimError(400, f"unknown settings {sorted(unknown)}")
+    heartbeats = body.get("heartbeats")
+    if heartbeats is not None and not isinstance(heartbeats, bool):
+        raise SimError(400, "heartbeats must be a boolean")
+    missing = body.get("missing_permissions")
+    if missing is not None and (
+        not isinstance(missing, list) or not all(isinstance(p, str) for p in missing)
+    ):
+        raise SimError(400, "missing_permissions must be a list of strings")
+    heartbeat_s = _opt_seconds(body, "heartbeat_s")
+    ttl_s = _opt_seconds(body, "ttl_s")
+    if heartbeat_s == 0 or ttl_s == 0:
+        raise SimError(400, "heartbeat_s and ttl_s must be > 0")
+    return json_response(
+        _channels(request).settings(
+            heartbeats=heartbeats,
+            heartbeat_s=heartbeat_s,
+            ttl_s=ttl_s,
+            missing_permissions=missing,
+        )
+    )
+
+
+async def drop_sockets(request: web.Request) -> web.StreamResponse:
+    return json_response({"dropped": _channels(request).drop_sockets()})
+
+
+async def socket_closing(request: web.Request) -> web.StreamResponse:
+    grace = _opt_seconds(await _body(request), "grace_s")
+    return json_response({"sockets": _channels(request).socket_closing(grace or 0.0)})
+
+
+async def expire_channels(request: web.Request) -> web.StreamResponse:
+    in_s = _opt_seconds(await _body(request), "in_s")
+    return json_response({"channels": _channels(request).expire(in_s or 0.0)})
+
+
 def add_routes(router: web.UrlDispatcher) -> None:
     routes: list[tuple[str, str, Handler]] = [
         ("GET", "/_sim/state", state),
@@ -212,6 +271,11 @@ def add_routes(router: web.UrlDispatcher) -> None:
         ("GET", "/_sim/ratelimit", get_ratelimit),
         ("POST", "/_sim/ratelimit", set_ratelimit),
         ("POST", "/_sim/tokens/expire", expire_tokens),
+        ("GET", "/_sim/notifications", get_notifications),
+        ("POST", "/_sim/notifications", set_notifications),
+        ("POST", "/_sim/notifications/drop", drop_sockets),
+        ("POST", "/_sim/notifications/socket-closing", socket_closing),
+        ("POST", "/_sim/notifications/expire", expire_channels),
     ]
     for method, path, handler in routes:
         router.add_route(method, path, _guard(handler))

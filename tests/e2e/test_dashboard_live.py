@@ -183,6 +183,8 @@ NORMAL_RATELIMIT = {"quota": 300, "window_s": 60, "headers": True}
 # failover's route write (the demo fails a trunk of "americas", whose one route must drop it)
 # is re-read and retried until the applier gives up. Certain, so the test cannot be unlucky.
 FAULTS = {"version_conflict_400_rate": 1.0, "routes": ["/api/v2/telephony/providers/edges/sites/"]}
+# Northwind Telecom BYOC 002 (config/demo.toml): priority 1 in americas, always on its route.
+AMERICAS_TRUNK = "2ff07add-8164-4828-ab0c-7850e3e1224e"
 # Panels that read above zero only after a failover, a 429, a retry or a version conflict.
 EVENT_PANELS = {
     "429 responses per second",
@@ -343,8 +345,11 @@ def _drive_events(demo: Demo) -> float:
     reconciles = demo.sample_sum("syncd_reconcile_duration_seconds_count")
     demo.control("POST", "/_sim/faults", FAULTS)
     demo.control("POST", "/_sim/ratelimit", STRICT_RATELIMIT)
+    # The notification channel keeps the daemon quiet; a dropped socket makes it open the
+    # next channel and resync (a health listing, schedule listings) into the strict quota.
+    demo.control("POST", "/_sim/notifications/drop")
     try:
-        # 429s first (health polls and the failover's reads run into the quota of 2 per 4 s);
+        # 429s first (the resync's and the failover's reads run into the quota of 2 per 4 s);
         # then the quota goes back to normal so the failover's reconcile is not slowed further.
         demo.wait(
             lambda: (
@@ -357,6 +362,9 @@ def _drive_events(demo: Demo) -> float:
         )
     finally:
         demo.control("POST", "/_sim/ratelimit", NORMAL_RATELIMIT)
+    # A failover under the faults: with the channel pushing it, the demo's own failover was
+    # done long before the faults were set, so fail a trunk on americas' one route now.
+    demo.control("POST", f"/_sim/trunks/{AMERICAS_TRUNK}/fail")
     try:
         demo.wait(
             lambda: (
