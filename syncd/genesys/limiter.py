@@ -326,7 +326,10 @@ class Limiter:
                 headers.allowed,
                 top,
             )
-            # Count the requests to it already in flight, sent before we knew; this one last.
+            # Its log starts with what the server counted already (answered before we knew),
+            # then the requests still in flight; this one last.
+            for _ in range(headers.count - 1):
+                own.on_response(own.on_send(now), t_recv=now, status=200, headers=None)
             for _ in range(self._in_flight[key] - 1):
                 own.on_send(now)
             return own, own.on_send(now)

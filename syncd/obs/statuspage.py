@@ -181,24 +181,32 @@ def _runs(intervals: Sequence[Mapping[str, Any]]) -> list[list[Mapping[str, Any]
     return runs
 
 
-def _step(ax: _Axes, run: Sequence[Mapping[str, Any]], values: Sequence[float]) -> str:
-    d = f"M{ax.x(run[0]['start'])},{ax.y(values[0])}"
-    for k, iv in enumerate(run):
-        if k:
-            d += f"V{ax.y(values[k])}"
-        d += f"H{ax.x(iv['end'])}"
-    return d
+class _Run:
+    """One contiguous run of known intervals, its x edges computed once (a large org draws
+    thousands of stepped paths: each is one join over precomputed coordinates)."""
 
+    def __init__(self, ax: _Axes, run: Sequence[Mapping[str, Any]]) -> None:
+        self.ax = ax
+        self.run = run
+        self.x0 = f"{ax.x(run[0]['start']):g}"
+        self.edges = [f"{ax.x(iv['end']):g}" for iv in run]  # x of each interval's end
 
-def _band(
-    ax: _Axes, run: Sequence[Mapping[str, Any]], lower: Sequence[float], upper: Sequence[float]
-) -> str:
-    """A stepped area between two series over one run."""
-    d = _step(ax, run, upper)
-    for k in range(len(run) - 1, -1, -1):
-        iv = run[k]
-        d += f"V{ax.y(lower[k])}H{ax.x(iv['start'])}"
-    return d + "Z"
+    def _ys(self, values: Sequence[float]) -> list[str]:
+        base, scale = TOP + self.ax.ph, self.ax.ph / self.ax.top
+        return [f"{base - v * scale:.2f}" for v in values]
+
+    def step(self, values: Sequence[float]) -> str:
+        ys = self._ys(values)
+        head = f"M{self.x0},{ys[0]}H{self.edges[0]}"
+        return head + "".join(f"V{y}H{x}" for y, x in zip(ys[1:], self.edges[1:], strict=True))
+
+    def band(self, lower: Sequence[float], upper: Sequence[float]) -> str:
+        """A stepped area between two series."""
+        starts = [self.x0, *self.edges[:-1]]
+        back = "".join(
+            f"V{y}H{x}" for y, x in zip(reversed(self._ys(lower)), reversed(starts), strict=True)
+        )
+        return self.step(upper) + back + "Z"
 
 
 def _colours(group: Mapping[str, Any]) -> dict[str, str]:
@@ -251,19 +259,19 @@ def _chart(group: Mapping[str, Any], index: int) -> str:
                 f'<rect class="nodata" x="{x0}" y="{TOP}" width="{round(x1 - x0, 2)}" '
                 f'height="{ax.ph}" fill="url(#nodata-{index})"/>'
             )
-    runs = _runs(intervals)
+    runs = [_Run(ax, run) for run in _runs(intervals)]
     # the allocation per trunk, stacked in priority order
-    for run in runs:
-        lower = [0.0] * len(run)
+    for r in runs:
+        lower = [0.0] * len(r.run)
         for trunk in group["trunks"]:
             label = trunk["label"]
-            values = [float(iv["allocation"].get(label, 0)) for iv in run]
+            values = [float(iv["allocation"].get(label, 0)) for iv in r.run]
             if not any(values):
                 continue
             upper = [lo + n for lo, n in zip(lower, values, strict=True)]
             out.append(
                 f'<path class="alloc" data-trunk="{_e(label)}" fill="{colours[label]}" '
-                f'fill-opacity=".85" d="{_band(ax, run, lower, upper)}"/>'
+                f'fill-opacity=".85" d="{r.band(lower, upper)}"/>'
             )
             lower = upper
     # shortfall: between capacity and the lines needed
@@ -276,9 +284,9 @@ def _chart(group: Mapping[str, Any], index: int) -> str:
                 f'height="{round(y1 - y0, 2)}"><title>{_e(iv["local"])}: short of '
                 f"{iv['shortfall']} line(s)</title></rect>"
             )
-    for run in runs:
-        out.append(f'<path class="capacity" d="{_step(ax, run, [iv["capacity"] for iv in run])}"/>')
-        out.append(f'<path class="needed" d="{_step(ax, run, [iv["lines"] for iv in run])}"/>')
+    for r in runs:
+        out.append(f'<path class="capacity" d="{r.step([iv["capacity"] for iv in r.run])}"/>')
+        out.append(f'<path class="needed" d="{r.step([iv["lines"] for iv in r.run])}"/>')
     out.append(
         f'<line class="axis" x1="{LEFT}" x2="{W - RIGHT}" y1="{H - BOTTOM}" y2="{H - BOTTOM}"/>'
     )
