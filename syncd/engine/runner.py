@@ -163,6 +163,13 @@ async def open_engine(
             ),
             observer=m,
         )
+        pushed = channel
+        engine.board.push_state = lambda: {
+            "up": pushed.up,
+            "channels": len(pushed.channel.links),
+            "channels_up": sum(1 for link in pushed.channel.links if link.up),
+            "topics": sum(len(link.topics) for link in pushed.channel.links),
+        }
     try:
         yield Assembly(
             cfg=cfg,

@@ -280,7 +280,8 @@ class Board:
         self.lines_now: dict[str, int] = {}
         self.polls: dict[str, float] = {}
         self.poll_every: dict[str, float] = {}
-        # Filled by whoever delivers change notifications (push); None while syncd only polls.
+        # Set by the notification channel (runner.open_engine): its state for the page;
+        # None when notifications are off and syncd only polls.
         self.push_state: Callable[[], Mapping[str, object]] | None = None
 
     # -- events from the engine ----------------------------------------------------------
@@ -376,6 +377,7 @@ class Board:
                 raise ValueError(f"day={query['day']!r}: give a date as YYYY-MM-DD") from None
         now = self.clock()
         fc, inputs = self.forecast, self.inputs
+        push = None if self.push_state is None else dict(self.push_state())
         doc: dict[str, Any] = {
             "generated_at": now,
             "version": syncd.__version__,
@@ -397,7 +399,7 @@ class Board:
             "failovers": self._failovers(),
             "writes": self._writes(),
             "notifications": {
-                "channel": "poll",
+                "channel": "push" if push and push.get("up") else "poll",
                 "polls": [
                     {
                         "kind": kind,
@@ -407,7 +409,7 @@ class Board:
                     }
                     for kind, at in sorted(self.polls.items())
                 ],
-                "push": None if self.push_state is None else dict(self.push_state()),
+                "push": push,
             },
         }
         return doc

@@ -468,18 +468,29 @@ def _writes(doc: Mapping[str, Any]) -> str:
 
 def _notifications(doc: Mapping[str, Any]) -> str:
     n = doc["notifications"]
+    pushed = n["channel"] == "push"
     polls = "".join(
-        f"<p>{_e(p['kind'])}: every {p['every_s']:g} s, last {_e(_duration(p['age_s']))} ago</p>"
+        f"<p>{_e(p['kind'])} poll: "
+        + ("" if pushed or p["every_s"] is None else f"every {p['every_s']:g} s, ")
+        + f"last {_e(_duration(p['age_s']))} ago</p>"
         for p in n["polls"]
     )
     push = n.get("push")
-    if push:
-        detail = "".join(f"<p>{_e(k)}: {_e(v)}</p>" for k, v in push.items())
+    if not push:
+        detail = '<p class="mute">push notifications: off</p>'
+    elif {"up", "channels", "channels_up", "topics"} <= set(push):
+        state = "up" if push["up"] else "down"
+        detail = (
+            f"<p>push: {state} · {push['channels_up']} of {push['channels']} channel(s) "
+            f"listening · {push['topics']} topics</p>"
+        )
     else:
-        detail = '<p class="mute">push notifications: not in use</p>'
+        detail = "".join(f"<p>{_e(k)}: {_e(v)}</p>" for k, v in push.items())
+    why = "notifications; the polls are the safety net" if pushed else "polling"
     return (
         f'<div class="card" id="notifications"><h3>Change detection</h3>'
-        f"<p>channel: <b>{_e(n['channel'])}</b></p>{polls}{detail}</div>"
+        f'<p>channel: <b>{_e(n["channel"])}</b> <span class="mute">({why})</span></p>'
+        f"{detail}{polls}</div>"
     )
 
 

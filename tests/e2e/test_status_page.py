@@ -309,6 +309,8 @@ def test_status_page_in_a_real_browser(demo: Demo, tmp_path: Path) -> None:
         assert f"{event['reaction_s']:.2f} s" in row.all_text()
     assert dom.find_all("tr", "write")
     assert dom.find_all("p", "token")
+    (card,) = [n for n in dom.find_all("div", "card") if n.attrs.get("id") == "notifications"]
+    assert f"channel: {doc['notifications']['channel']}" in card.all_text()
 
     # Self-contained and refreshing: no script, nothing from elsewhere, a meta refresh.
     assert not dom.find_all("script")

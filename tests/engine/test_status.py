@@ -117,8 +117,12 @@ async def test_status_document_covers_the_local_day_of_each_group(
         polls = {p["kind"]: p for p in doc["notifications"]["polls"]}
         assert polls["health"]["every_s"] == asm.cfg.health.poll_s
         assert polls["schedules"]["every_s"] == asm.cfg.schedule.refresh_s
+        # The demo configuration has a notification channel; nothing runs it here, so it is
+        # down and changes are seen by polling.
         assert doc["notifications"]["channel"] == "poll"
-        assert doc["notifications"]["push"] is None
+        push = doc["notifications"]["push"]
+        assert push["up"] is False
+        assert push["topics"] >= len(asm.cfg.schedule.business_units)
 
         # Tomorrow (in the first group's zone) is within the 24 h horizon.
         tomorrow = dt.date.fromisoformat(doc["groups"][0]["day"]) + dt.timedelta(days=1)
@@ -208,3 +212,15 @@ async def test_summaries_slide_with_time_and_the_window_follows_the_day() -> Non
     assert board.needs_recompute(end + 60) is True  # tomorrow: the window moved
     board.mark_stale()
     assert board.needs_recompute(nine + 3600) is True
+
+    # The change-detection card: polling, until a notification channel is up.
+    assert board.status({})["notifications"]["channel"] == "poll"
+    state = {"up": False, "topics": 3}
+    board.push_state = lambda: state
+    assert board.status({})["notifications"] == {
+        "channel": "poll",
+        "polls": [],
+        "push": {"up": False, "topics": 3},
+    }
+    state["up"] = True
+    assert board.status({})["notifications"]["channel"] == "push"

@@ -169,6 +169,18 @@ def test_page_is_self_contained_refreshing_and_escaped() -> None:
     assert "12 / 300 requests" in page
 
 
+def test_change_detection_card_says_push_or_poll() -> None:
+    doc = _doc()
+    page = statuspage.render(doc)
+    assert "push notifications: off" in page
+    assert "health poll: every 15 s, last 3 s ago" in page
+    doc["notifications"]["channel"] = "push"
+    doc["notifications"]["push"] = {"up": True, "channels": 2, "channels_up": 1, "topics": 1500}
+    page = statuspage.render(doc)
+    assert "push: up · 1 of 2 channel(s) listening · 1500 topics" in page
+    assert "health poll: last 3 s ago" in page  # the poll interval slows while push is up
+
+
 def test_empty_document_before_the_first_reconcile() -> None:
     doc = _doc()
     doc.update(groups=[], trunks=[], failovers=[], writes=[], forecast=None)
