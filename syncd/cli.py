@@ -90,7 +90,7 @@ def _cmd_history(ns: argparse.Namespace) -> int:
         print(f"{path}: no state file yet (the daemon has not written anything)", file=sys.stderr)
         return EX_FAILURE
     try:
-        store = state.StateStore(path)
+        store = state.StateStore(path, read_only=True)  # beside the daemon: only reads
     except errors.StateError as exc:
         print(f"syncd history: {exc}", file=sys.stderr)
         return EX_FAILURE

@@ -246,6 +246,19 @@ class Held:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanFailure:
+    """A group or a route whose planning raised (an answer syncd did not expect, a bug): it has
+    no decision and no writes in this plan, and what it controls stays as it is; the rest of the
+    plan stands. ``error`` is the exception, for the log's traceback (not compared)."""
+
+    scope: str  # "group" or "route"
+    object_id: str  # the group's name, or the route's id
+    object_name: str
+    group: str  # the group, or the groups listing the route joined with "+"
+    error: Exception = field(compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Plan:
     """The ordered, minimal set of writes (by priority, then kind, then object id)."""
 
@@ -253,6 +266,7 @@ class Plan:
     writes: tuple[Write, ...]
     decisions: tuple[GroupDecision, ...] = ()
     held: tuple[Held, ...] = ()
+    failures: tuple[PlanFailure, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.writes)

@@ -264,7 +264,6 @@ def _route_write(
     desired, failed = _desired_route(route, settings, decisions)
     if desired == route.trunk_base_ids:
         return None
-    groups = [g.name for g in settings.groups if any(r.id == route.id for r in g.routes)]
     before = route.trunk_base_ids
 
     def position(order: tuple[str, ...], tb: str) -> int | None:
@@ -284,7 +283,7 @@ def _route_write(
         after=desired,
         reason=reason,
         priority=priority,
-        group="+".join(groups),
+        group=_route_groups(route.id, settings),
         site_id=route.site_id,
     )
 
@@ -438,7 +437,8 @@ def plan(
     campaign, route or trunk base that was not read is left out of the plan. ``hold`` maps a
     group to why its line counts are held: it gets no line-count or call-rate write, and its
     routes follow health over its current lines. ``absent_trunks`` are configured trunk bases
-    the org does not have: no capacity, no place on a route, and not a failover."""
+    the org does not have: no capacity, no place on a route, and not a failover. A group or a
+    route whose planning raises is left out and named in ``Plan.failures``."""
     hold = hold or {}
     absent = frozenset(absent_trunks)
     if absent:
@@ -457,41 +457,81 @@ def plan(
 
     decisions: dict[str, model.GroupDecision] = {}
     writes: list[model.Write] = []
+    failures: list[model.PlanFailure] = []
+    # One group's or one route's surprise (an answer syncd did not expect, a bug) fails that
+    # group or route alone: it gets no writes, the others are planned as usual. A group that
+    # failed has no decision, so the routes it shares leave its trunks where they are.
     for group in settings.groups:
-        group_schedules = [s for mu in group.management_units for s in by_mu.get(mu, ())]
-        fte = staffing.staffed_fte(group_schedules, staffed, start, end)
-        healthy = {
-            t.trunk_base_id: health.healthy(health_states.get(t.trunk_base_id))
-            for t in group.trunks
-        }
-        decision = _decide(
-            group,
-            fte=fte,
-            interval_start=start,
-            healthy=healthy,
-            campaigns=campaign_by_id,
-            held=hold.get(group.name, ""),
-        )
+        try:
+            group_schedules = [s for mu in group.management_units for s in by_mu.get(mu, ())]
+            fte = staffing.staffed_fte(group_schedules, staffed, start, end)
+            healthy = {
+                t.trunk_base_id: health.healthy(health_states.get(t.trunk_base_id))
+                for t in group.trunks
+            }
+            decision = _decide(
+                group,
+                fte=fte,
+                interval_start=start,
+                healthy=healthy,
+                campaigns=campaign_by_id,
+                held=hold.get(group.name, ""),
+            )
+            group_writes = (
+                []
+                if decision.held
+                else [
+                    *_campaign_writes(group, decision, campaign_by_id),
+                    *_call_rate_writes(group, decision, tb_by_id),
+                ]
+            )
+        except Exception as exc:  # noqa: BLE001 - reported in the plan, see above
+            failures.append(
+                model.PlanFailure(
+                    scope="group",
+                    object_id=group.name,
+                    object_name=group.name,
+                    group=group.name,
+                    error=exc,
+                )
+            )
+            continue
         decisions[group.name] = decision
-        if not decision.held:
-            writes.extend(_campaign_writes(group, decision, campaign_by_id))
-            writes.extend(_call_rate_writes(group, decision, tb_by_id))
+        writes.extend(group_writes)
 
     controlled = {r.id for g in settings.groups for r in g.routes}
     for route in routes:
         if route.id in controlled:
-            write = _route_write(route, settings, decisions)
+            try:
+                write = _route_write(route, settings, decisions)
+            except Exception as exc:  # noqa: BLE001 - reported in the plan, see above
+                failures.append(
+                    model.PlanFailure(
+                        scope="route",
+                        object_id=route.id,
+                        object_name=route.name,
+                        group=_route_groups(route.id, settings),
+                        error=exc,
+                    )
+                )
+                continue
             if write is not None:
                 writes.append(write)
 
     return model.Plan(
         now=now,
         writes=tuple(sorted(writes, key=_sort_key)),
-        decisions=tuple(decisions[g.name] for g in settings.groups),
+        decisions=tuple(decisions[g.name] for g in settings.groups if g.name in decisions),
         held=tuple(
             model.Held(group=g.name, reason=hold[g.name]) for g in settings.groups if g.name in hold
         ),
+        failures=tuple(failures),
     )
+
+
+def _route_groups(route_id: str, settings: PlannerSettings) -> str:
+    """The groups listing a route, in configuration order, joined with "+"."""
+    return "+".join(g.name for g in settings.groups if any(r.id == route_id for r in g.routes))
 
 
 def _is_line_write(write: model.Write) -> bool:
@@ -595,8 +635,11 @@ def format_plan(
             f"{d.allocated_lines} allocated, shortfall {d.shortfall}"
             + (", failover" if d.failover_driven else "")
         )
+    lines.extend(f"failed: {describe_failure(f)}" for f in plan.failures)
     if not plan.writes and not plan.held:
-        lines.append("no writes: actual state matches desired state")
+        lines.append(
+            "no writes" if plan.failures else "no writes: actual state matches desired state"
+        )
         return "\n".join(lines)
     if plan.writes:
         lines.extend(_table(plan.writes, names, wide=wide))
@@ -647,14 +690,28 @@ def _json_write(w: model.Write) -> dict[str, object]:
     }
 
 
+def describe_failure(failure: model.PlanFailure) -> str:
+    """A planning failure in words (for the plan table, the JSON's problems and the log)."""
+    what = (
+        f"group {failure.object_name}"
+        if failure.scope == "group"
+        else f"route {failure.object_name} (groups {failure.group})"
+    )
+    error = failure.error
+    return (
+        f"{what} could not be planned ({type(error).__name__}: {error}); nothing of it is"
+        " written this pass, the rest of the plan stands"
+    )
+
+
 def plan_json(plan: model.Plan, problems: Sequence[str] = ()) -> dict[str, object]:
     """The plan for scripts (``syncd once --dry-run --json``): writes, held writes and groups,
-    and the problems found in the configuration against the org."""
+    and the problems: found in the configuration against the org, and planning failures."""
     return {
         "writes": [_json_write(w) for w in plan.writes],
         "held": [
             {"group": h.group, "reason": h.reason, "writes": [_json_write(w) for w in h.writes]}
             for h in plan.held
         ],
-        "problems": list(problems),
+        "problems": [*problems, *(describe_failure(f) for f in plan.failures)],
     }

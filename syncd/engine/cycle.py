@@ -95,6 +95,9 @@ class Engine:
         # Suspicious drops waiting for a re-read of their inputs: group → the total planned.
         self._pending_drops: dict[str, int] = {}
         self._problems_reported: frozenset[str] = frozenset()
+        # A reload arriving during a reconcile waits for its end (apply_config).
+        self._in_pass = False
+        self._deferred_cfg: config_mod.Config | None = None
         # The capacity forecast and the status page's data (engine/status.py).
         self.board = status.Board(observer=observer, store=store.sync, clock=clock)
 
@@ -107,7 +110,9 @@ class Engine:
 
     async def start(self, *, recover: bool = True) -> None:
         """``recover=False`` (``syncd once --dry-run``) leaves the audit trail alone: a dry run
-        beside a running daemon must not mark that daemon's in-flight writes 'interrupted'."""
+        beside a running daemon must not mark that daemon's in-flight writes 'interrupted'. A
+        read-only state file (a reader beside the daemon) is never recovered."""
+        recover = recover and not self.store.read_only
         now = self.clock()
         interrupted = await self.store.mark_interrupted(now=now) if recover else 0
         if interrupted:
@@ -127,6 +132,13 @@ class Engine:
         except errors.ApiError as exc:
             # Keep running: the timers retry; reconcile waits for a health observation.
             log.warning("The first reads failed; retrying on the next timers: %s", exc)
+        except Exception as exc:  # contained like a failed poll: logged, counted, retried
+            self.observer.observe_unexpected_error("health_poll")
+            log.error(
+                "Unexpected %s in the first health read; the timers retry it.",
+                type(exc).__name__,
+                exc_info=exc,
+            )
         # Schedules are read per business unit; one that cannot be read holds its groups'
         # line counts (reader.staffing_gaps) and never keeps failover from working.
         await self.refresh_schedules()
@@ -144,18 +156,19 @@ class Engine:
         return int(self._wall0 + (self._monotonic() - self._mono0))
 
     async def poll_health(self) -> bool:
-        ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
+        cfg = self.cfg  # one configuration for the whole poll, even if a reload lands meanwhile
+        ids = [t.trunk_base_id for g in cfg.groups for t in g.trunks]
         async with self._health_lock:
             try:
                 statuses = await self.reader.trunk_statuses()
             except errors.ApiError:
-                self._observe_unknown(tuple(ids))  # no listing: every trunk's health is unknown
+                self._observe_unknown(tuple(ids), cfg)  # no listing: every trunk is unknown
                 raise
             self._statuses = {s.trunk_id: s for s in statuses}
             now = self._health_now()
-            self._observe_unknown(health.unobserved(statuses, ids))
-            changed = await self._fold(now, source="poll")
-            self.board.note_poll("health", now, self.cfg.health.poll_s)
+            self._observe_unknown(health.unobserved(statuses, ids), cfg)
+            changed = await self._fold(now, source="poll", cfg=cfg)
+            self.board.note_poll("health", now, cfg.health.poll_s)
         if self.on_statuses is not None:
             self.on_statuses()
         return changed
@@ -165,10 +178,11 @@ class Engine:
         True when a trunk's failover state changed (reconcile now)."""
         if trunk_id not in self._statuses:
             return False  # not a trunk of a managed trunk base (or not listed yet)
+        cfg = self.cfg  # as for a poll: one configuration throughout
         async with self._health_lock:
             status = await self.reader.trunk_status(trunk_id)
             self._statuses[trunk_id] = status
-            changed = await self._fold(self._health_now(), source="push")
+            changed = await self._fold(self._health_now(), source="push", cfg=cfg)
         return self._pushed(changed, received_at)
 
     async def on_schedule_event(
@@ -191,20 +205,21 @@ class Engine:
         managed = {t.trunk_base_id for g in self.cfg.groups for t in g.trunks}
         return tuple(sorted(t for t, s in self._statuses.items() if s.trunk_base_id in managed))
 
-    async def _fold(self, now: int, *, source: str) -> bool:
-        """Fold the latest observation of every trunk into the failover state."""
+    async def _fold(self, now: int, *, source: str, cfg: config_mod.Config) -> bool:
+        """Fold the latest observation of every trunk into the failover state (``cfg``: the
+        configuration the caller read with)."""
         statuses = tuple(self._statuses.values())
-        ids = [t.trunk_base_id for g in self.cfg.groups for t in g.trunks]
+        ids = [t.trunk_base_id for g in cfg.groups for t in g.trunks]
         new = health.observe_all(
-            self.health, statuses, ids, now=now, hold_down_s=self.cfg.health.hold_down_s
+            self.health, statuses, ids, now=now, hold_down_s=cfg.health.hold_down_s
         )
         changed = [tb for tb in ids if _state(new.get(tb)) != _state(self.health.get(tb))]
-        group_of = {t.trunk_base_id: g.name for g in self.cfg.groups for t in g.trunks}
+        group_of = {t.trunk_base_id: g.name for g in cfg.groups for t in g.trunks}
         for tb in changed:
             after = new[tb]
             name = self._names.get(tb, tb)
             if after.state is model.HealthState.FAILED:
-                self.observer.observe_failover(group_of[tb], self.cfg.trunk_labels()[tb])
+                self.observer.observe_failover(group_of[tb], cfg.trunk_labels()[tb])
                 self.board.note_failover(group_of[tb], tb, now)
                 self._failover_pending = True
                 self.health_source = source
@@ -219,10 +234,12 @@ class Engine:
                 log.info(
                     "Trunk base %s has been healthy for the hold-down of %d s: it recovers.",
                     name,
-                    self.cfg.health.hold_down_s,
+                    cfg.health.hold_down_s,
                     extra={"object_id": tb, "group": group_of[tb]},
                 )
-        if new != self.health:
+        if new != self.health and not self.store.read_only:
+            # A reader (``syncd plan``, a dry run) keeps what it learned in memory: the state
+            # file's failover state is the daemon's.
             await self.store.save_health(new.values())
         self.health = new
         self._health_seen = True
@@ -231,16 +248,16 @@ class Engine:
             self.board.mark_stale()
         return bool(changed)
 
-    def _observe_unknown(self, unlisted: tuple[str, ...]) -> None:
+    def _observe_unknown(self, unlisted: tuple[str, ...], cfg: config_mod.Config) -> None:
         """Count the polls in a row that did not list each trunk; warn once it lasts."""
-        group_of = {t.trunk_base_id: g.name for g in self.cfg.groups for t in g.trunks}
-        labels = self.cfg.trunk_labels()
+        group_of = {t.trunk_base_id: g.name for g in cfg.groups for t in g.trunks}
+        labels = cfg.trunk_labels()
         absent = self.reader.absent_trunk_bases
         for tb, group in group_of.items():
             polls = self._unknown_polls.get(tb, 0) + 1 if tb in unlisted else 0
             self._unknown_polls[tb] = polls
             self.observer.set_health_unknown(group, labels[tb], polls)
-            if polls == self.cfg.safety.unknown_health_polls and tb not in absent:
+            if polls == cfg.safety.unknown_health_polls and tb not in absent:
                 log.warning(
                     "Trunk base %s has not been in the trunk listing for %d polls: its health"
                     " is unknown (not failed; it is not failed over for that).",
@@ -256,8 +273,9 @@ class Engine:
         wall = self.clock()
         held_before = set(self._hold_reasons(self.cfg))
         changed = await self.reader.refresh_schedules(now=int(wall), wall_now=wall, only=only)
-        for bu, fp in self.reader.fingerprints().items():
-            await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
+        if not self.store.read_only:
+            for bu, fp in self.reader.fingerprints().items():
+                await self.store.set_fingerprint(f"schedule:{bu}", fp, now=wall)
         self._observe_staffing_age(wall)
         self.board.note_poll("schedules", wall, self.cfg.schedule.refresh_s)
         if changed:
@@ -290,9 +308,19 @@ class Engine:
             return True
         report = outcome.report
         failed = report is not None and (report.failed > 0 or report.skipped_backoff > 0)
-        return failed or self.drops_pending
+        return failed or bool(outcome.plan.failures) or self.drops_pending
 
     def apply_config(self, cfg: config_mod.Config) -> None:
+        """Swap the configuration, between two reconciles: a reload that arrives while one
+        runs takes effect when it ends (the pass plans, observes and writes on one
+        configuration, whatever the file says meanwhile)."""
+        if self._in_pass:
+            self._deferred_cfg = cfg
+            log.info("The reloaded configuration takes effect when the running reconcile ends.")
+            return
+        self._swap_config(cfg)
+
+    def _swap_config(self, cfg: config_mod.Config) -> None:
         pending = config_mod.restart_only_changes(self.cfg, cfg)
         if pending:
             log.warning(
@@ -315,6 +343,9 @@ class Engine:
 
     def observe_reload(self, *, ok: bool, now: float) -> None:
         self.observer.observe_reload(ok, now)
+
+    def observe_unexpected_error(self, where: str) -> None:
+        self.observer.observe_unexpected_error(where)
 
     def status_line(self) -> str:
         if self.last is None:
@@ -351,7 +382,18 @@ class Engine:
         """Read, plan and (unless ``dry_run``) apply; None when no health is known yet.
 
         Failover never waits for schedules: a group whose staffing data are missing, stale or
-        misconfigured has its line counts held and its routes still follow health."""
+        misconfigured has its line counts held and its routes still follow health. A reload
+        arriving meanwhile is applied when the pass ends (``apply_config``)."""
+        self._in_pass = True
+        try:
+            return await self._pass(dry_run=dry_run, should_stop=should_stop)
+        finally:
+            self._in_pass = False
+            deferred, self._deferred_cfg = self._deferred_cfg, None
+            if deferred is not None:
+                self._swap_config(deferred)
+
+    async def _pass(self, *, dry_run: bool, should_stop: Callable[[], bool]) -> Outcome | None:
         started = time.monotonic()
         wall = self.clock()
         cfg = self.cfg  # one snapshot for the whole pass, even if a reload lands meanwhile
@@ -399,7 +441,8 @@ class Engine:
             absent_trunks=self.reader.absent_trunk_bases,
         )
         plan = self._guard_drops(plan, cfg, confirm, dry_run=dry_run)
-        self._observe_plan(plan, snapshot, wall)
+        self._report_failures(plan)
+        self._observe_plan(plan, snapshot, wall, cfg)
         report: applier_mod.Report | None = None
         if not dry_run and plan.writes:
             # The audit trail names what it changed: syncd history has only the state file.
@@ -415,7 +458,7 @@ class Engine:
                 w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
             ):
                 await self._load_trunk_bases()  # versions moved on
-        ok = report is None or report.failed == 0
+        ok = (report is None or report.failed == 0) and not plan.failures
         self.observer.observe_reconcile(time.monotonic() - started, ok, wall)
         if not dry_run and self._pushed_at is not None and ok:
             # Event → write: from the notification to the end of the writes it led to.
@@ -425,7 +468,8 @@ class Engine:
         if not dry_run:
             self.last = outcome
             self.reconciles += 1
-            self.board.after_reconcile(plan, complete=_complete(report), at=self.clock())
+            complete = _complete(report) and not plan.failures
+            self.board.after_reconcile(plan, complete=complete, at=self.clock())
             await self._update_forecast(snapshot, int(self.clock()))
         return outcome
 
@@ -511,14 +555,30 @@ class Engine:
             now=now,
         )
 
+    def _report_failures(self, plan: model.Plan) -> None:
+        """Each group or route whose planning raised: one log line with the traceback and a
+        count; the reconcile reports work left undone, so the daemon retries it with backoff."""
+        for f in plan.failures:
+            self.observer.observe_unexpected_error(f"plan_{f.scope}")
+            log.error(
+                "The %s.",
+                planner.describe_failure(f),
+                exc_info=f.error,
+                extra={"object_id": f.object_id, "group": f.group},
+            )
+
     def _observe_plan(
-        self, plan: model.Plan, snapshot: reader.ScheduleSnapshot, wall: float
+        self,
+        plan: model.Plan,
+        snapshot: reader.ScheduleSnapshot,
+        wall: float,
+        cfg: config_mod.Config,
     ) -> None:
         counts: dict[str, int] = {k.value: 0 for k in model.WriteKind}
         for w in plan.writes:
             counts[w.kind.value] += 1
         self.observer.set_plan(counts)
-        labels = self.cfg.trunk_labels()
+        labels = cfg.trunk_labels()  # the pass's configuration, whatever a reload did since
         for d in plan.decisions:
             self.observer.observe_group(
                 d.group,

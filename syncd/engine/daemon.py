@@ -3,9 +3,13 @@
 It owns *when* things happen, never *what* they do: the work itself (health poll, schedule
 refresh, reconcile, reload) is a ``Work`` object's (``engine.cycle``). APScheduler's
 ``AsyncIOScheduler`` only fires timers, which set events; long-lived named tasks in one
-``asyncio.TaskGroup`` do the work, so every task has an owner and a task that dies unexpectedly
-ends the daemon. Signal handlers only set flags. A reconcile never runs twice at once: triggers
-that arrive while one runs coalesce into a single follow-up run.
+``asyncio.TaskGroup`` do the work, so every task has an owner. An exception inside one health
+poll, schedule refresh or reconcile is contained there: logged once with its traceback, counted
+(``Work.observe_unexpected_error``) and tried again after a backoff, so failover keeps working;
+only cancellation passes. A task that still dies (a defect in the daemon itself) ends the daemon
+with an error and systemd restarts it (``Restart=on-failure``). Signal handlers only set flags. A
+reconcile never runs twice at once: triggers that arrive while one runs coalesce into a single
+follow-up run.
 
 Readiness: ``READY=1`` once the first trunk health read succeeded (failover is armed from
 then on); until then ``STATUS=`` names what it waits for.
@@ -72,6 +76,10 @@ class Work(Protocol):
 
     def apply_config(self, cfg: config_mod.Config) -> None: ...
     def observe_reload(self, *, ok: bool, now: float) -> None: ...
+    def observe_unexpected_error(self, where: str) -> None:
+        """An unexpected exception was contained in a work loop (``where``: its name)."""
+        ...
+
     def status_line(self) -> str: ...
     async def close(self) -> None: ...
 
@@ -120,6 +128,8 @@ class Daemon:
         self._retry_base_s = retry_base_s
         self._retries = 0
         self._retry_handle: asyncio.TimerHandle | None = None
+        # Work loop → unexpected failures in a row (health poll, schedule refresh).
+        self._unexpected: dict[str, int] = {}
         self._ready = False
         self.exit_code = 0
 
@@ -227,6 +237,34 @@ class Daemon:
             log.info("syncd is ready: trunk health is known, failover is armed.")
         sdnotify.status(self.work.status_line())
 
+    def _backoff_s(self, failures: int) -> float:
+        """The pause after ``failures`` failures in a row: the retry base (default: the health
+        poll interval), doubling up to the reconcile interval."""
+        interval_s = self.config.schedule.interval_minutes * 60.0
+        base = self._retry_base_s if self._retry_base_s is not None else self.config.health.poll_s
+        return min(interval_s, base * 2.0 ** min(failures - 1, 16))
+
+    async def _contain(self, where: str, exc: Exception) -> None:
+        """An unexpected exception in a work loop (a bug, an answer syncd did not expect): one
+        log line with the traceback and a count; the loop carries on after a backoff that
+        doubles while it keeps failing. The daemon is not ended for it: failover goes on."""
+        failures = self._unexpected.get(where, 0) + 1
+        self._unexpected[where] = failures
+        delay = self._backoff_s(failures)
+        self.work.observe_unexpected_error(where)
+        log.error(
+            "Unexpected %s in the %s (%d in a row); it is tried again in %.1f s, the daemon"
+            " keeps running.",
+            type(exc).__name__,
+            where.replace("_", " "),
+            failures,
+            delay,
+            exc_info=exc,
+            extra={"task": where},
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), timeout=delay)
+
     async def _health_loop(self) -> None:
         while await self._wait(self._health_due):
             try:
@@ -241,6 +279,10 @@ class Daemon:
                         " planned until a poll succeeds: %s",
                         exc,
                     )
+            except Exception as exc:  # noqa: BLE001 - contained: see _contain
+                await self._contain("health_poll", exc)
+            else:
+                self._unexpected.pop("health_poll", None)
             if not self._ready:
                 self._announce()
                 if self._ready:
@@ -253,6 +295,10 @@ class Daemon:
                     self.trigger_reconcile()
             except errors.SyncdError as exc:
                 log.warning("Schedule refresh failed; the last snapshot stands: %s", exc)
+            except Exception as exc:  # noqa: BLE001 - contained: see _contain
+                await self._contain("schedule_refresh", exc)
+            else:
+                self._unexpected.pop("schedule_refresh", None)
 
     async def _reconcile_loop(self) -> None:
         # One task does every reconcile, so two never overlap; triggers during a run set the
@@ -262,6 +308,16 @@ class Daemon:
                 incomplete = await self.work.reconcile(should_stop=lambda: self.stopping)
             except errors.SyncdError as exc:
                 log.warning("Reconcile failed; the next trigger tries again: %s", exc)
+                incomplete = True
+            except Exception as exc:  # a bug or a surprise: logged, counted, retried below
+                self.work.observe_unexpected_error("reconcile")
+                log.error(
+                    "Unexpected %s in the reconcile; it is retried with backoff, the daemon"
+                    " keeps running.",
+                    type(exc).__name__,
+                    exc_info=exc,
+                    extra={"task": "reconcile"},
+                )
                 incomplete = True
             if incomplete and not self.stopping:
                 self._retry_later()
@@ -273,10 +329,8 @@ class Daemon:
         # Without this, "the next trigger" after a failed reconcile was the next interval
         # boundary (up to 15 min): a trunk already in failover kept its place in the routes that
         # long when one listing failed, and a write that failed (and backed off) waited as long.
-        interval_s = self.config.schedule.interval_minutes * 60.0
-        base = self._retry_base_s if self._retry_base_s is not None else self.config.health.poll_s
-        delay = min(interval_s, base * 2.0 ** min(self._retries, 16))
         self._retries += 1
+        delay = self._backoff_s(self._retries)
         if self._retry_handle is not None:
             self._retry_handle.cancel()
         self._retry_handle = asyncio.get_running_loop().call_later(delay, self.trigger_reconcile)

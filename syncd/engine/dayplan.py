@@ -6,8 +6,9 @@ schedules of the whole local day (from its midnight, so the morning is forecast 
 same forecast and the same per-group document as the daemon's ``GET /status.json``
 (``engine.status``), printed as a compact table: runs of equal intervals folded into one row.
 
-It writes nothing to the API (the health poll may update the state file's failover state, as
-``syncd once --dry-run`` does).
+It writes nothing: nothing to the API, and nothing to the state file, which it opens read-only
+beside the daemon (what its health poll learns stays in memory, as for ``syncd once
+--dry-run``).
 """
 
 from __future__ import annotations

@@ -141,6 +141,15 @@ class Push:
                 exc,
                 extra={"object_id": ident},
             )
-            if self._hooks is not None:
-                self._hooks.resync()
-            return False
+        except Exception as exc:  # a bug or a surprise: contained, or the channel task dies
+            self.engine.observe_unexpected_error("push")
+            log.error(
+                "Unexpected %s while re-reading %s after its notification; a full resync follows.",
+                type(exc).__name__,
+                ident,
+                exc_info=exc,
+                extra={"object_id": ident},
+            )
+        if self._hooks is not None:
+            self._hooks.resync()
+        return False

@@ -109,11 +109,15 @@ async def open_engine(
     """Build the transport, API client, state store and engine for ``cfg``; close them after.
 
     ``writer`` (all but a dry run) holds the state file's writer lock throughout: a second
-    writer on the same file is refused with ``StateError``. ``window_s``: the quota's window
-    (``requests_per_minute`` per that many seconds; the benchmarks scale time with it)."""
+    writer on the same file is refused with ``StateError``. Otherwise the state file is open
+    read-only: the engine reads the failover state from it and keeps what it learns in memory.
+    ``window_s``: the quota's window (``requests_per_minute`` per that many seconds; the
+    benchmarks scale time with it)."""
     m = m or metrics.Metrics(version=syncd.__version__)
     creds = credentials_of(cfg)  # a missing secret fails before anything is opened
-    store = state.AsyncStateStore(state.StateStore(cfg.state_path, writer=writer))
+    store = state.AsyncStateStore(
+        state.StateStore(cfg.state_path, writer=writer, read_only=not writer)
+    )
     # The coordinator reads and records its epoch floor synchronously (rare, tiny rows).
     coord = _coordinator(cfg, store.sync, m)  # a dry run, too, draws from the shared budget
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
@@ -213,7 +217,9 @@ def _coordinator(
         # its data (restarted without persistence).
         epoch_floor=int(floor) if floor and floor.isdigit() else 0,
         observer=m,
-        on_epoch=lambda epoch: store.set_fingerprint(EPOCH_KEY, str(epoch), now=time.time()),
+        on_epoch=None  # a reader (a dry run) contends for no lease and writes no state
+        if store.read_only
+        else lambda epoch: store.set_fingerprint(EPOCH_KEY, str(epoch), now=time.time()),
     )
 
 

@@ -16,7 +16,8 @@ are pruned at start and then once a day.
 The file (and SQLite's ``-wal``/``-shm`` beside it, which take its mode) is readable by its owner
 only: 0600. One process writes a state file at a time: ``WriterLock`` (an exclusive ``flock``
 on ``<state file>.lock``), held by the daemon for its lifetime and by ``syncd once`` while it
-writes; a dry run beside them only reads.
+writes; readers beside them (a dry run, ``syncd plan``, ``syncd history``) open it read-only
+and never write it.
 """
 
 from __future__ import annotations
@@ -141,6 +142,24 @@ def _serialized(
     return locked
 
 
+def _mutating(
+    method: Callable[Concatenate[StateStore, P], R],
+) -> Callable[Concatenate[StateStore, P], R]:
+    """A call that writes the file: refused on a read-only store (a reader beside the daemon
+    must not change the daemon's audit trail, failover state or fingerprints)."""
+
+    @functools.wraps(method)
+    def checked(store: StateStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        if store.read_only:
+            raise errors.StateError(
+                f"the state file {store.path} is open read-only (beside its writer):"
+                f" {method.__name__} would write it"
+            )
+        return method(store, *args, **kwargs)
+
+    return checked
+
+
 def _json(value: model.WriteValue) -> str:
     return orjson.dumps(list(value) if isinstance(value, tuple) else value).decode()
 
@@ -198,10 +217,16 @@ def _create_private(path: Path) -> None:
 
 class StateStore:
     """The SQLite file; one per daemon. ``writer=True`` takes the state file's ``WriterLock``
-    first (and refuses with ``StateError`` when another process holds it)."""
+    first (and refuses with ``StateError`` when another process holds it). ``read_only=True``
+    is a reader beside a writer (``syncd plan``, ``syncd once --dry-run``, ``syncd history``):
+    every call that would write the file raises ``StateError``, and SQLite refuses any write
+    on its connection (``query_only``)."""
 
-    def __init__(self, path: str | Path, *, writer: bool = False) -> None:
+    def __init__(self, path: str | Path, *, writer: bool = False, read_only: bool = False) -> None:
+        if writer and read_only:
+            raise ValueError("a state store is the writer or read-only, not both")
         self.path = Path(path)
+        self.read_only = read_only
         memory = str(path) == ":memory:"
         self._lock = WriterLock(self.path) if writer and not memory else None
         self._mutex = threading.RLock()
@@ -221,6 +246,8 @@ class StateStore:
             for column, definition in _ADDED_COLUMNS:
                 if column not in have:
                     self._db.execute(f"ALTER TABLE writes ADD COLUMN {column} {definition}")
+            if read_only:
+                self._db.execute("PRAGMA query_only=ON")
         except (OSError, sqlite3.Error) as exc:
             if self._lock is not None:
                 self._lock.release()
@@ -238,6 +265,7 @@ class StateStore:
     # -- audit trail -------------------------------------------------------------------------
 
     @_serialized
+    @_mutating
     def begin_write(self, write: model.Write, *, now: float, epoch: int | None = None) -> int:
         """Record a write about to be sent (with the lease epoch it is sent under, if any);
         returns the row id to finish it with."""
@@ -264,6 +292,7 @@ class StateStore:
         return row_id
 
     @_serialized
+    @_mutating
     def finish_write(
         self,
         row_id: int,
@@ -290,6 +319,7 @@ class StateStore:
         self._db.execute(f"UPDATE writes SET {', '.join(sets)} WHERE id=?", args)  # noqa: S608 - fixed column names
 
     @_serialized
+    @_mutating
     def mark_interrupted(self, *, now: float) -> int:
         """At start-up: writes left pending by a killed process may or may not have landed."""
         cur = self._db.execute(
@@ -330,6 +360,7 @@ class StateStore:
         ]
 
     @_serialized
+    @_mutating
     def prune(self, *, before: float) -> int:
         """Delete finished audit rows written before ``before``; how many went."""
         cur = self._db.execute(
@@ -356,6 +387,7 @@ class StateStore:
         }
 
     @_serialized
+    @_mutating
     def save_health(self, states: Iterable[model.TrunkHealth]) -> None:
         """Persist the failover state in one transaction, so a restart does not flap routes."""
         with self._transaction():
@@ -375,6 +407,7 @@ class StateStore:
     # -- names (so the audit trail can be read without the API) ------------------------------
 
     @_serialized
+    @_mutating
     def remember_names(self, names: Mapping[str, str]) -> None:
         """Keep the display name of each id (trunk bases, routes): ``syncd history`` shows
         names, and the state file is all it has."""
@@ -395,6 +428,7 @@ class StateStore:
         return None if row is None else str(row[0])
 
     @_serialized
+    @_mutating
     def set_fingerprint(self, key: str, value: str, *, now: float) -> None:
         self._db.execute(
             "INSERT INTO fingerprints (key, value, ts) VALUES (?,?,?) ON CONFLICT(key)"
@@ -421,6 +455,7 @@ class AsyncStateStore:
     def __init__(self, store: StateStore) -> None:
         self.sync = store
         self.path = store.path
+        self.read_only = store.read_only
         self._worker = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="syncd-state"
         )

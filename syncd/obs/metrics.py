@@ -46,7 +46,9 @@ __all__ = [
     "DEFAULT_PORT",
     "DEFAULT_RETRY_REASONS",
     "DEFAULT_WRITE_OUTCOMES",
+    "DROP_OUTCOMES",
     "FORECAST_WINDOWS",
+    "UNEXPECTED_ERROR_SITES",
     "Metrics",
     "RequestEvent",
     "StatusSource",
@@ -61,6 +63,19 @@ DEFAULT_WRITE_OUTCOMES: tuple[str, ...] = ("applied", "failed", "conflict", "sup
 # answered with a fresh token); pre-created so "Retries by reason" reads 0, not absent, before
 # the first retry. Other reasons (a 5xx status, an exception name) appear when they happen.
 DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
+# A suspicious drop's outcomes (engine/cycle.py); pre-created so the drop panels read 0.
+DROP_OUTCOMES: tuple[str, ...] = ("held", "confirmed", "withdrawn")
+# Where an unexpected exception (not an API error: a bug, an answer syncd did not expect) was
+# caught and contained: planning one group or one route, one of the daemon's work loops, or a
+# re-read after a notification.
+UNEXPECTED_ERROR_SITES: tuple[str, ...] = (
+    "plan_group",
+    "plan_route",
+    "health_poll",
+    "schedule_refresh",
+    "reconcile",
+    "push",
+)
 # The capacity forecast's summary windows: the next 2 hours, and the whole horizon.
 FORECAST_WINDOWS: tuple[str, ...] = ("2h", "horizon")
 # API spend on the status page: requests sent in this trailing window, against the quota.
@@ -342,6 +357,17 @@ class Metrics:
             " trunk bases, routes, campaigns).",
             registry=r,
         )
+        self.unexpected_errors = Counter(
+            "syncd_unexpected_errors_total",
+            "Unexpected exceptions (a bug, an answer syncd did not expect) contained where they"
+            " happened: planning one group or route, a health poll, a schedule refresh, a"
+            " reconcile, a re-read after a notification (push). Each is logged once with its"
+            " traceback; the daemon keeps running.",
+            ["where"],
+            registry=r,
+        )
+        for where in UNEXPECTED_ERROR_SITES:
+            self.unexpected_errors.labels(where)
         self.last_reconcile_ok = Gauge(
             "syncd_last_successful_reconcile_timestamp_seconds",
             "Unix time of the end of the last successful reconcile (0 = none yet).",
@@ -572,6 +598,8 @@ class Metrics:
             self.staffed_fte.labels(group)
             self.desired_lines.labels(group)
             self.group_held.labels(group)
+            for outcome in DROP_OUTCOMES:
+                self.drops.labels(group, outcome)
             for window in FORECAST_WINDOWS:
                 self.forecast_shortfall.labels(group, window)
                 self.forecast_shortfall_start.labels(group, window)
@@ -726,6 +754,10 @@ class Metrics:
 
     def set_config_problems(self, count: int) -> None:
         self.config_problems.set(count)
+
+    def observe_unexpected_error(self, where: str) -> None:
+        """An unexpected exception was contained at ``where`` (``UNEXPECTED_ERROR_SITES``)."""
+        self.unexpected_errors.labels(where).inc()
 
     def observe_reload(self, ok: bool, now: float) -> None:
         """A configuration reload at ``now`` (Unix time) succeeded or was refused."""

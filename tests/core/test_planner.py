@@ -621,6 +621,61 @@ def test_a_held_group_writes_no_line_count_and_its_routes_follow_health() -> Non
     assert [(h.group, h.reason) for h in plan.held] == [("A", "staffing data stale")]
 
 
+def test_a_group_whose_planning_raises_is_left_out_and_the_rest_is_planned() -> None:
+    # Group A is held and one of its campaigns answered a negative line count: holding "what
+    # the campaigns dial now" allocates -95 lines, and allocation raises. Group B's failover is
+    # planned all the same; A's trunks stay where they are on the route they share.
+    world = simple_world(
+        health={"a1": failed("a1"), "b1": failed("b1")}, lines={"c-A1": -100, "c-A2": 5}
+    )
+    plan = planner.plan(
+        settings=world.settings,
+        schedules=world.schedules,
+        activity_codes=CODES,
+        health_states=world.health,
+        trunk_bases=world.trunk_bases,
+        routes=world.routes,
+        campaigns=world.campaigns,
+        now=NOW,
+        hold={"A": "staffing data stale"},
+    )
+    (failure,) = plan.failures
+    assert (failure.scope, failure.object_id, failure.group) == ("group", "A", "A")
+    assert isinstance(failure.error, ValueError)
+    assert [d.group for d in plan.decisions] == ["B"]
+    assert writes_of(plan) == {
+        ("route_order", "r-B"): (("b1", "b2"), ("b2",), F),
+        ("route_order", "r-shared"): (
+            ("a1", "x1", "b1", "a2", "b2", "a3"),
+            ("a1", "x1", "b2", "a2", "a3"),
+            F,
+        ),
+    }
+    text = planner.format_plan(plan)
+    assert "failed: group A could not be planned (ValueError: lines must be >= 0)" in text
+    (problem,) = planner.plan_json(plan)["problems"]  # type: ignore[misc]
+    assert problem.startswith("group A could not be planned (ValueError")
+
+
+def test_a_route_whose_planning_raises_is_left_out_and_the_rest_is_planned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A defect met on one route only (here: describing route r-B's change raises).
+    describe = planner.describe_route_change
+
+    def broken(route_name: str, *args: Any, **kw: Any) -> str:
+        if route_name == "r-B":
+            raise KeyError("a surprise")
+        return describe(route_name, *args, **kw)
+
+    monkeypatch.setattr(planner, "describe_route_change", broken)
+    plan = simple_world(health={"b1": failed("b1")}).plan()
+    (failure,) = plan.failures
+    assert (failure.scope, failure.object_id, failure.group) == ("route", "r-B", "B")
+    assert [d.group for d in plan.decisions] == ["A", "B"]
+    assert set(writes_of(plan)) == {("route_order", "r-shared")}
+
+
 def test_an_absent_trunk_base_gets_no_lines_and_is_no_failover() -> None:
     world = simple_world()
     plan = planner.plan(

@@ -55,6 +55,13 @@ class FakeWork:
         self.polled: asyncio.Queue[int] = asyncio.Queue()
         self.start_gate: asyncio.Event | None = None  # start() waits for it when set
         self.start_entered = asyncio.Event()
+        # What successive polls / refreshes raise (None: they succeed), and what the daemon
+        # counted as unexpected.
+        self.poll_errors: list[Exception | None] = []
+        self.refresh_errors: list[Exception | None] = []
+        self.refreshes: asyncio.Queue[int] = asyncio.Queue()
+        self.refresh_count = 0
+        self.unexpected: list[str] = []
 
     async def start(self) -> None:
         self.started = True
@@ -70,11 +77,20 @@ class FakeWork:
         self.polled.put_nowait(self.polls)
         if self.poll_fails:
             raise errors.ServerError("GET /trunks answered 503")
+        if self.poll_errors and (error := self.poll_errors.pop(0)) is not None:
+            raise error
         self.health_known = True
         return False
 
     async def refresh_schedules(self) -> bool:
+        self.refresh_count += 1
+        self.refreshes.put_nowait(self.refresh_count)
+        if self.refresh_errors and (error := self.refresh_errors.pop(0)) is not None:
+            raise error
         return False
+
+    def observe_unexpected_error(self, where: str) -> None:
+        self.unexpected.append(where)
 
     async def reconcile(self, *, should_stop: Callable[[], bool]) -> bool | None:
         self.reconciles += 1
@@ -337,6 +353,39 @@ async def test_ready_only_once_trunk_health_is_known_and_status_says_what_it_wai
         assert not any("the last known health stands" in m for m in logged)
         d.request_stop()
         assert await asyncio.wait_for(task, TIMEOUT) == 0
+
+
+async def test_an_unexpected_exception_in_a_work_loop_is_contained_and_retried(
+    config_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug or an answer syncd did not expect (not an API error) in a health poll, a schedule
+    # refresh or a reconcile: logged with its traceback, counted, tried again; the daemon lives.
+    work = FakeWork()
+    work.poll_errors = [RuntimeError("poll bug"), RuntimeError("poll bug")]
+    work.refresh_errors = [KeyError("refresh bug")]
+    work.results = [ValueError("reconcile bug"), None]
+    async with running(work, config_file, retry_base_s=0.01) as (d, task):
+        for expected in (1, 2):  # the failing reconcile is retried after its backoff
+            assert await _next(work.entered) == expected
+            await _next(work.done)
+        for expected in (1, 2, 3):  # two polls fail, the third succeeds
+            d._health_due.set()
+            assert await _next(work.polled) == expected
+        for expected in (1, 2):
+            d._refresh_due.set()
+            assert await _next(work.refreshes) == expected
+        assert not task.done()
+        d.request_stop()
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert sorted(work.unexpected) == sorted(
+        ["reconcile", "health_poll", "health_poll", "schedule_refresh"]
+    )
+    tracebacks = [r.exc_info[0] for r in caplog.records if r.exc_info]
+    assert sorted(t.__name__ for t in tracebacks if t) == sorted(
+        ["ValueError", "RuntimeError", "RuntimeError", "KeyError"]
+    )
+    # The backoff counts the failures in a row (it doubles with each).
+    assert any("health poll (2 in a row)" in r.getMessage() for r in caplog.records)
 
 
 async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:

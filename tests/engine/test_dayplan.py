@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd import cli, demo
-from syncd.core import forecast
-from syncd.engine import dayplan
+from syncd import cli, config, demo
+from syncd.core import forecast, model
+from syncd.engine import dayplan, runner, state
 from syncd.sim import RunningSim, start_sim
 
 
@@ -90,6 +90,49 @@ async def test_plan_prints_the_whole_local_day_from_live_reads(
             assert g["day"] == tomorrow.isoformat()
             assert g["now"] is None
             assert all(iv["fte"] is not None for iv in g["intervals"])
+    finally:
+        await running.close()
+
+
+def _contents(store: state.StateStore) -> dict[str, list[tuple[object, ...]]]:
+    """Every row of every table of the state file (what a reader must leave as it was)."""
+    db = store._db
+    tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+    return {t: sorted(db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in tables}  # noqa: S608 - table names from sqlite_master
+
+
+async def test_readers_beside_the_daemon_never_write_its_state_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `syncd plan` and `syncd once --dry-run` run beside the daemon on its state file: their
+    # health poll sees a trunk fail (which a writer saves as failover state) and they read the
+    # schedules (whose fingerprints a writer saves), yet the daemon's file stays as it was.
+    monkeypatch.setenv("SYNCD_CLIENT_SECRET", "demo-secret")
+    running = await start_sim(org="small", seed=1)
+    try:
+        path = _config_file(running, tmp_path)
+        cfg = config.load(path)
+        daemon = state.StateStore(cfg.state_path, writer=True)  # the daemon holds the file
+        try:
+            tb = cfg.groups[0].trunks[0].trunk_base_id
+            daemon.save_health(
+                [
+                    model.TrunkHealth(
+                        trunk_base_id=tb, state=model.HealthState.HEALTHY, since=1, failovers=0
+                    )
+                ]
+            )
+            daemon.set_fingerprint("schedule:daemon", "v1", now=1.0)
+            before = _contents(daemon)
+            running.sim.fail_trunk(tb)
+
+            await _plan(path, capsys, day=None, as_json=True)
+            assert _contents(daemon) == before
+            assert await runner.run_once(str(path), dry_run=True, as_json=True) == 0
+            capsys.readouterr()
+            assert _contents(daemon) == before
+        finally:
+            daemon.close()
     finally:
         await running.close()
 

@@ -167,6 +167,39 @@ async def test_failures_while_the_socket_is_down_or_replaced_are_caught(
         assert run.channels.created >= opened_before + len(faults)
 
 
+async def test_a_surprise_in_a_pushed_re_read_is_contained_and_the_resync_catches_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Not an API error (a bug, an answer syncd did not expect) in the re-read a trunk hint
+    # asks for: the channel task lives on, it is logged and counted, and the full resync it
+    # asks for instead finds the failure.
+    async with daemon_with_push(tmp_path, monkeypatch) as run:
+        await _next_mode(run, True)
+        engine, sim = run.asm.engine, run.running.sim
+        real = engine.on_trunk_event
+        surprises: list[str] = []
+
+        async def surprising(trunk_id: str, *, received_at: float | None = None) -> bool:
+            if not surprises:
+                surprises.append(trunk_id)
+                raise TypeError("'NoneType' object is not subscriptable")
+            return await real(trunk_id, received_at=received_at)
+
+        monkeypatch.setattr(engine, "on_trunk_event", surprising)
+        group, tb = _routed_trunks(run)[0]
+        sim.fail_trunk(tb)
+        await until(
+            lambda: demo._routes_without(sim, run.cfg, group, tb), f"trunk {tb} off the routes"
+        )
+        assert surprises  # the hint's re-read raised ...
+        assert run.asm.push is not None
+        assert run.asm.push.up  # ... and the channel lives on
+        count = run.asm.metrics.registry.get_sample_value
+        assert count("syncd_unexpected_errors_total", {"where": "push"}) == 1.0
+        logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is TypeError]
+        assert len(logged) == 1
+
+
 async def test_a_schedule_publish_reaches_the_line_counts_by_push(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,13 +9,15 @@ metrics; nothing waits on the wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, sim_and_engine
+from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, FakeClock, sim_and_engine
 
 from syncd import config as config_mod
 from syncd import errors
@@ -107,6 +109,55 @@ async def test_a_reload_changing_what_is_fetched_keeps_planning_on_the_held_snap
         assert _lines(sim) == lines
 
 
+GLOBEX_015 = "11fc3d16-b9aa-47cb-8465-39dbb4f96381"  # apac's last trunk in the configuration
+
+
+def _without_globex_015(cfg: config_mod.Config) -> config_mod.Config:
+    trunks = tuple(t for t in cfg.groups[0].trunks if t.trunk_base_id != GLOBEX_015)
+    return _with_group(cfg, 0, trunks=trunks)
+
+
+async def test_a_reload_landing_during_a_reconcile_takes_effect_after_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The daemon's control task applies a reload while the reconcile task awaits a listing:
+    # the pass planned on the old configuration must not be observed or written on the new.
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        old = engine.cfg
+        sim.set_hold({"methods": ["GET"], "routes": ["/api/v2/outbound/campaigns"]})
+        task = asyncio.ensure_future(engine.run_once(dry_run=False))
+        assert await sim.hold.wait_held(1, timeout_s=30)
+        new = _without_globex_015(old)
+        engine.apply_config(new)
+        assert engine.cfg is old  # not in the middle of a pass
+        await sim.release_hold()
+        outcome = await task
+        assert outcome is not None
+        assert GLOBEX_015 in {tb for d in outcome.plan.decisions for tb, _ in d.allocation}
+        assert engine.cfg is new  # applied as the pass ended
+        after = await engine.run_once(dry_run=True)
+        assert after is not None
+        assert GLOBEX_015 not in {tb for d in after.plan.decisions for tb, _ in d.allocation}
+
+
+async def test_a_reload_landing_during_a_health_poll_does_not_break_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        sim.fail_trunk(GLOBEX_015)
+        sim.set_hold({"methods": ["GET"], "routes": ["/api/v2/telephony/providers/edges/trunks"]})
+        poll = asyncio.ensure_future(engine.poll_health())
+        assert await sim.hold.wait_held(1, timeout_s=30)
+        engine.apply_config(_without_globex_015(engine.cfg))  # no reconcile runs: at once
+        await sim.release_hold()
+        assert await poll is True  # the poll observed the failure on its own configuration
+        assert engine.health[GLOBEX_015].state is model.HealthState.FAILED
+
+
 # -- 2. failover never waits for schedules -------------------------------------------------------
 
 
@@ -134,10 +185,31 @@ async def test_wfm_down_from_the_start_still_fails_over_and_holds_line_counts(
         assert "line counts held: apac, americas" in engine.status_line()  # systemctl status
         text = asm.metrics.render().decode()
         assert 'syncd_group_lines_held{group="apac"} 1.0' in text
-        age = next(
-            line for line in text.splitlines() if line.startswith("syncd_staffing_data_age_seconds")
-        )
-        assert float(age.split()[-1]) >= 0.0
+
+
+async def test_the_staffing_data_age_grows_while_wfm_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        clock = FakeClock(now=time.time())
+        engine.clock = clock
+        await _converge(engine)
+
+        def age() -> float | None:
+            return asm.metrics.registry.get_sample_value("syncd_staffing_data_age_seconds")
+
+        assert age() == 0.0  # just read
+        sim.set_faults({"error_5xx_rate": 1.0, "routes": [WFM]})
+        clock.advance(600.0)
+        await engine.refresh_schedules()
+        assert age() == 600.0  # the last successful read was 600 s ago
+        clock.advance(60.0)
+        await engine.refresh_schedules()
+        assert age() == 660.0
+        sim.clear_faults()
+        await engine.refresh_schedules()
+        assert age() == 0.0
 
 
 async def test_wfm_failing_after_convergence_holds_lines_through_a_deep_failover(
@@ -329,6 +401,97 @@ async def test_a_drop_beyond_max_drop_share_waits_for_a_confirming_re_read(
         text = asm.metrics.render().decode()
         assert 'syncd_line_drops_total{group="apac",outcome="held"} 1.0' in text
         assert 'syncd_line_drops_total{group="apac",outcome="confirmed"} 1.0' in text
+
+
+# -- 7. one bad object never sinks the batch -----------------------------------------------------
+
+NORTHWIND_002 = "2ff07add-8164-4828-ab0c-7850e3e1224e"
+SITE_002_DEFAULT = "4b1cbd89-7eea-4c00-a733-57dfba35934c"
+
+
+async def test_a_group_whose_planning_raises_fails_alone_and_the_other_groups_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await _converge(engine)
+        # apac's line counts are held (a typo in a unit id), and one of its campaigns answers
+        # a line count no planner expects: holding "what the campaigns dial now" allocates a
+        # negative total, and allocation raises ValueError while apac is planned.
+        typo = APAC_MU[:-1] + "5"
+        mus = tuple(typo if mu == APAC_MU else mu for mu in engine.cfg.groups[0].management_units)
+        engine.apply_config(_with_group(engine.cfg, 0, management_units=mus))
+        await engine.refresh_schedules()
+        apac_campaign = engine.cfg.groups[0].campaigns[0].id
+        sim.org.campaigns[apac_campaign]["outboundLineCount"] = -1000
+        # Meanwhile an americas trunk fails: its failover must not wait for apac's bug.
+        sim.fail_trunk(NORTHWIND_002)
+        assert await engine.poll_health()
+        sim.reset_counters()
+        caplog.set_level(logging.INFO)
+
+        # The daemon's entry point: it returns (work left undone: the daemon retries with
+        # backoff) instead of raising out of the reconcile task and ending the daemon.
+        assert await engine.reconcile(should_stop=lambda: False) is True
+
+        outcome = engine.last
+        assert outcome is not None
+        assert outcome.report is not None
+        (failure,) = outcome.plan.failures
+        assert (failure.scope, failure.group) == ("group", "apac")
+        assert isinstance(failure.error, ValueError)
+        assert [d.group for d in outcome.plan.decisions] == ["americas"]
+        assert NORTHWIND_002 not in _route_ids(sim, SITE_002_DEFAULT)  # americas failed over
+        assert outcome.report.applied == len(outcome.plan.writes) > 0
+        assert {w.group for w in outcome.plan.writes} == {"americas"}
+        # Nothing of apac's was written.
+        writes = [e for e in sim.log if e.method in ("PUT", "PATCH")]
+        assert writes
+        apac_ids = {c.id for c in engine.cfg.groups[0].campaigns} | {
+            r.id for r in engine.cfg.groups[0].routes
+        }
+        assert not [e for e in writes if any(i in e.path for i in apac_ids)]
+        # One log line with the traceback, and a count.
+        logged = [r for r in caplog.records if r.exc_info and "group apac" in r.getMessage()]
+        assert len(logged) == 1
+        assert logged[0].exc_info is not None
+        assert logged[0].exc_info[0] is ValueError
+        samples = asm.metrics.registry.get_sample_value
+        assert samples("syncd_unexpected_errors_total", {"where": "plan_group"}) == 1.0
+        assert samples("syncd_reconciles_total", {"outcome": "error"}) == 1.0
+
+
+class SurprisingListing:
+    """The real API port, but the first trunk listing raises what no API error is (a bug)."""
+
+    def __init__(self, inner: api_mod.GenesysApiPort) -> None:
+        self._inner = inner
+        self.surprises = 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def list_trunks(self, **kw: Any) -> tuple[model.TrunkStatus, ...]:
+        if self.surprises:
+            self.surprises -= 1
+            raise AttributeError("'NoneType' object has no attribute 'get'")
+        return await self._inner.list_trunks(**kw)
+
+
+async def test_an_unexpected_error_in_the_first_health_read_does_not_end_the_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (_running, asm):
+        api = SurprisingListing(asm.engine.api)
+        engine = cycle.Engine(asm.cfg, api=api, store=asm.store, observer=asm.metrics)
+        await engine.start()  # contained: the timers poll again
+        assert engine.waiting_for() == "the first trunk health read"
+        logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is AttributeError]
+        assert len(logged) == 1
+        samples = asm.metrics.registry.get_sample_value
+        assert samples("syncd_unexpected_errors_total", {"where": "health_poll"}) == 1.0
+        await engine.poll_health()
+        assert engine.waiting_for() is None
 
 
 # -- 14. the hold-down survives a wall-clock step ------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -180,6 +181,36 @@ def test_one_writer_per_state_file(tmp_path: Path) -> None:
     reader.close()
     daemon.close()
     state.StateStore(path, writer=True).close()  # released with the daemon
+
+
+def test_a_read_only_store_refuses_every_write(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    daemon = state.StateStore(path, writer=True)
+    row = daemon.begin_write(_write(), now=1.0)
+    reader = state.StateStore(path, read_only=True)
+    try:
+        healthy = model.TrunkHealth(trunk_base_id="t1", state=model.HealthState.FAILED, since=1)
+        refused = [
+            lambda: reader.begin_write(_write(), now=2.0),
+            lambda: reader.finish_write(row, outcome=state.APPLIED, now=2.0),
+            lambda: reader.mark_interrupted(now=2.0),
+            lambda: reader.prune(before=10.0),
+            lambda: reader.save_health([healthy]),
+            lambda: reader.remember_names({"t1": "Trunk 1"}),
+            lambda: reader.set_fingerprint("k", "v", now=2.0),
+        ]
+        for call in refused:
+            with pytest.raises(errors.StateError, match="open read-only"):
+                call()
+        # SQLite itself refuses a write on the reader's connection too.
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            reader._db.execute("DELETE FROM writes")
+        assert [r.outcome for r in reader.history()] == [state.PENDING]  # reads work
+    finally:
+        reader.close()
+        daemon.close()
+    with pytest.raises(ValueError, match="not both"):
+        state.StateStore(path, writer=True, read_only=True)
 
 
 def test_the_writer_lock_dies_with_its_process(tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ EXPECTED_ALERTS = {
     "SyncdStaffingDataStale",
     "SyncdLineCountsHeld",
     "SyncdConfigProblems",
+    "SyncdUnexpectedErrors",
     "SyncdNotificationChannelDown",
     "SyncdCoordinationDown",
     "SyncdNoLeader",

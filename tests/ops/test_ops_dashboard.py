@@ -80,6 +80,13 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
         "syncd_version_conflicts_total",
         "syncd_last_successful_reconcile_timestamp_seconds",
         "syncd_config_last_reload_successful",
+        # Safety (what syncd holds back rather than writes, and what it contained):
+        "syncd_staffing_data_age_seconds",
+        "syncd_group_lines_held",
+        "syncd_line_drops_total",
+        "syncd_trunk_health_unknown_polls",
+        "syncd_config_problems",
+        "syncd_unexpected_errors_total",
     ):
         assert metric in text, metric
     assert "time() - max by (instance) (syncd_last_successful_reconcile_timestamp_seconds" in text
