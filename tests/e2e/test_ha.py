@@ -104,18 +104,48 @@ class Cluster:
         ]
 
     def owned(self, writes: list[dict[str, Any]]) -> dict[str, tuple[int, int | None]] | None:
-        """``owner()`` once every one of ``writes`` is in some replica's audit trail."""
-        owner = self.owner()
-        return owner if all(w["request_id"] in owner for w in writes) else None
+        """Correlation id → (replica, lease epoch) of each of ``writes``, once every one of
+        them is in some replica's audit trail; None while one is not (yet).
 
-    def owner(self) -> dict[str, tuple[int, int | None]]:
-        """Correlation id → (replica, lease epoch) of every write a replica recorded."""
-        out: dict[str, tuple[int, int | None]] = {}
+        A write whose answer syncd had is found by the correlation id the answer carried. A
+        write whose answer it never had (abandoned at the lease's end, or lost) has a row that
+        says it may have landed, without an id: the server made the id up, and syncd never
+        heard it. Such a write is the latest of those rows for the same object begun before
+        the server logged the write, each row standing for one write at most."""
+        known: dict[str, tuple[int, int | None]] = {}
+        unanswered: list[tuple[float, str, int, int | None]] = []
         for i in range(len(self.replicas)):
             for row in self.audit(i):
                 if row.request_id:
-                    out[row.request_id] = (i, row.epoch)
+                    known[row.request_id] = (i, row.epoch)
+                elif may_have_landed(row):
+                    unanswered.append((row.ts, row.object_id, i, row.epoch))
+        out: dict[str, tuple[int, int | None]] = {}
+        for w in sorted(writes, key=at):
+            if w["request_id"] in known:
+                out[w["request_id"]] = known[w["request_id"]]
+                continue
+            # The log's time is in whole milliseconds; the row's is not.
+            rows = [u for u in unanswered if u[0] <= at(w) + 1e-3 and u[1] == object_of(w)]
+            if not rows:
+                return None
+            row = max(rows, key=lambda u: u[0])
+            unanswered.remove(row)
+            out[w["request_id"]] = (row[2], row[3])
         return out
+
+
+def may_have_landed(row: state.AuditRow) -> bool:
+    """A row for a write that was sent and whose answer syncd never had."""
+    return not row.request_id and (
+        row.outcome in (state.INTERRUPTED, state.FAILED)
+        or (row.outcome == state.APPLIED and row.note == state.CONFIRMED_BY_REREAD)
+    )
+
+
+def object_of(entry: dict[str, Any]) -> str:
+    """The id of the object a logged write changed (the last segment of its path)."""
+    return str(entry["path"]).rstrip("/").rsplit("/", 1)[-1]
 
 
 def at(entry: dict[str, Any]) -> float:
