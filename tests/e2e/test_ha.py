@@ -276,3 +276,31 @@ def test_a_stale_leader_resumed_after_its_lease_makes_no_write(cluster: Cluster)
     # Nothing the stale replica recorded after its pause was sent under its old epoch.
     stale_rows = [r for r in cluster.audit(stale_i) if r.ts > resumed_from]
     assert [r for r in stale_rows if r.outcome == state.APPLIED] == []
+
+
+def test_a_write_whose_answer_never_came_back_is_attributed_to_its_lease(
+    cluster: Cluster,
+) -> None:
+    cluster.start_replica(0)
+    cluster.start_replica(1)
+    wait_for(lambda: len(cluster.leaders()) == 1, timeout=120, what="one leader")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="the first convergence")
+    before = {w["request_id"] for w in cluster.writes()}
+
+    # The server applies the next write and its answer never reaches syncd (as when syncd
+    # abandons it at the lease's deadline after the server answered): the request log holds
+    # its correlation id, which syncd never saw.
+    faults = {"lost_answer_rate": 1.0, "methods": ["PUT", "PATCH"], "max_faults": 1}
+    cluster.sim.control("POST", "faults", faults)
+    cluster.sim.control("POST", f"trunks/{APAC_TRUNKS[0]}/fail")
+    wait_for(lambda: converged(cluster.probe), timeout=120, what="the failover")
+
+    landed = [w for w in cluster.writes() if w["request_id"] not in before]
+    assert landed
+    owner = wait_for(lambda: cluster.owned(landed), timeout=30, what="audit rows")
+    unanswered = [
+        r for i in range(2) for r in cluster.audit(i) if not r.request_id and may_have_landed(r)
+    ]
+    assert unanswered  # the lost answer's row: it has no correlation id to be matched by
+    attributed = {owner[w["request_id"]] for w in landed}
+    assert None not in {epoch for _, epoch in attributed}
