@@ -280,6 +280,20 @@ class Pacer:
         self._latest_remaining = config.quota
         self._allowed = config.quota
         self._log_explains = True
+        # Another consumer of the same budget (docs/client.md, "shared"): what the server
+        # counted beyond our own sends in its current window, at the window's first answer and
+        # now. When it grows, someone else is spending too: pace what remains over the time to
+        # the reset instead of spending it at once, so that consumer keeps finding room.
+        self._last_send_at = -math.inf
+        self._answered_in_epoch = 0
+        self._carry = 0  # our requests in flight when the epoch began: maybe counted in it
+        self._foreign_first: int | None = None
+        self._foreign_now = 0  # what the server counted beyond our sends, at least
+        self._shared_until = -math.inf
+        self._window_end = math.inf  # earliest reset any answer of this epoch promised
+        self._phase_end = math.inf  # the same, before a send beyond the budget cleared it
+        self._count_top = 0
+        self._count_top_seq = 0
 
     # --- derived state ------------------------------------------------------------------
 
@@ -313,6 +327,19 @@ class Pacer:
             self._epoch_end = math.inf
             self._latest_seq = self._seq
             self._latest_remaining = self._allowed - self._log.in_flight
+            self._new_window(carry=self._log.in_flight)
+
+    def _new_window(self, *, carry: int) -> None:
+        self._answered_in_epoch = 0
+        self._carry = carry
+        self._foreign_first = None
+        self._foreign_now = 0
+        # The last window's earliest promised reset is at or after its end (the boundary just
+        # crossed), so this window ends a known window length later at the latest.
+        last = self._window_end if self._window_end < math.inf else self._phase_end
+        self._window_end = last + self.config.window_s
+        self._count_top = 0
+        self._count_top_seq = self._seq
 
     def header_available(self, now: float) -> int:
         """Requests the server can still take now, by its last word (header regime)."""
@@ -339,8 +366,11 @@ class Pacer:
             return self.paused_until
         hold = self._held(now) if keep_reserve else 0
         if self.headers_seen:
-            return self._next_by_headers(now, hold)
+            return self._next_by_headers(now, hold, spread=keep_reserve)
         return self._next_without_headers(now, hold)
+
+    def _sharing(self, now: float) -> bool:
+        return now < self._shared_until
 
     def _held(self, now: float) -> int:
         limit = self._log_limit(now)
@@ -348,9 +378,22 @@ class Pacer:
             limit = min(limit, self._allowed)
         return self.config.failover_reserve_of(limit)
 
-    def _next_by_headers(self, now: float, hold: int) -> float | None:
+    def _next_by_headers(self, now: float, hold: int, *, spread: bool) -> float | None:
         avail = self.header_available(now) - hold
         if avail > self.config.reserve:
+            if spread and self._sharing(now) and self._window_end < math.inf:
+                # Another consumer spends the same budget: spread what remains evenly over the
+                # time to the reset rather than taking it all at the window's start (work below
+                # failover priority only: a failover write never waits for that).
+                left = self._window_end - now
+                # Leave the other consumer what it will spend until the reset, at its pace in
+                # this window so far (over a tenth of it at least: the start says little).
+                elapsed = max(0.1 * self.config.window_s, self.config.window_s - left)
+                theirs = self._foreign_now * left / elapsed
+                share = avail - theirs
+                if share <= self.config.reserve:
+                    return self._window_end
+                return max(now, self._last_send_at + left / share)
             return now
         if avail > 0:
             # Spend the reserve at the quota's rate: a refilling server answers with room to
@@ -364,6 +407,11 @@ class Pacer:
             if self._log_explains
             else None
         )
+        if self._sharing(now) and self._window_end < self._epoch_end and self._log.in_flight == 0:
+            # Spread to the end, the budget runs out there: the earliest reset an answer of
+            # this window promised is when a fixed window restarts; one request then shows it
+            # (the freshest answer's reset lies up to a whole rounding step later).
+            by_log = self._window_end if by_log is None else min(by_log, self._window_end)
         if self._epoch_end < math.inf:
             return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
         return by_log
@@ -411,6 +459,10 @@ class Pacer:
         self._bucket -= 1.0
         self._log.on_send()
         self._seq += 1
+        self._last_send_at = now
+        if self.headers_seen and self.header_available(now) < 0:
+            # Sent beyond what remained (at a promised reset): its answer says anew when.
+            self._phase_end, self._window_end = self._window_end, math.inf
         return self._seq
 
     def on_response(
@@ -451,8 +503,16 @@ class Pacer:
             return
         self.headers_seen = True
         self._allowed = headers.allowed
+        # A count below one shown for an earlier send: the server's window has reset (or its
+        # bucket refilled) since; this answer is the freshest word, even with some in flight.
+        reset_seen = seq > self._count_top_seq and headers.count < self._count_top
+        if reset_seen:
+            self._epoch_start = seq
+            self._epoch_end = math.inf
+            self._new_window(carry=self._log.in_flight)
         if seq < self._epoch_start:
             return  # sent before the count reset: says nothing about the current window
+        self._note_foreign(seq, t_recv=t_recv, headers=headers)
         # Requests the server may have counted after this answer are those still in flight
         # (they may overtake each other on the way) and those sent from now on. With some in
         # flight the estimate only ever goes down within a window; with none, it is exact and
@@ -462,13 +522,31 @@ class Pacer:
         # counted (not after a restart, nor when another process shares the token).
         self._log_explains = headers.count <= self._log.used(t_recv)
         estimate = headers.remaining - pending
-        if pending > 0:
+        if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))
         self._latest_seq = self._seq
         self._latest_remaining = estimate
         # Only the freshest answer's reset is a promise: on a token bucket, every later
         # request pushes the instant of "full again" further out.
         self._epoch_end = t_recv + headers.reset_s if headers.reset_s > 0 else math.inf
+
+    def _note_foreign(self, seq: int, *, t_recv: float, headers: RateHeaders) -> None:
+        """Track what the server counted beyond our own sends in its current window."""
+        if headers.count >= self._count_top:
+            self._count_top, self._count_top_seq = headers.count, seq
+        if headers.reset_s > 0:
+            self._window_end = min(self._window_end, t_recv + headers.reset_s)
+        self._answered_in_epoch += 1
+        ours_at_most = self._seq - self._epoch_start + 1 + self._carry
+        ours_at_least = self._answered_in_epoch
+        self._foreign_now = max(self._foreign_now, headers.count - ours_at_most)
+        if self._foreign_first is None:
+            # At most this much was someone else's when the window's first answer came (a
+            # restart's or another process's earlier spending is a constant, not a consumer).
+            self._foreign_first = headers.count - ours_at_least
+        elif headers.count - ours_at_most > self._foreign_first + max(1, headers.allowed // 100):
+            # More than a stray request or two (1 % of the window): a consumer at work.
+            self._shared_until = t_recv + 2 * self.config.window_s
 
     def _admitted_in_window(self, now: float) -> int:
         while self._admitted and self._admitted[0] + self.config.window_s <= now:

@@ -276,3 +276,58 @@ def test_headers_spend_exactly_what_remains_then_wait_for_the_reset() -> None:
     assert pacer.next_send_at(0.04) == pytest.approx(30.03)
     assert pacer.header_available(30.03) == 300
     assert pacer.next_send_at(30.03) == 30.03
+
+
+def test_another_consumer_spending_the_budget_makes_the_pacer_spread_what_remains() -> None:
+    config = pacing.PacingConfig(quota=300, window_s=60, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    pacer.on_response(
+        pacer.on_send(0.0), t_recv=0.01, status=200, headers=pacing.RateHeaders(1, 300, 60)
+    )
+    # Nothing foreign at the window's first answer; then the count runs 10 ahead of our sends.
+    pacer.on_response(
+        pacer.on_send(0.01), t_recv=0.02, status=200, headers=pacing.RateHeaders(12, 300, 60)
+    )
+    assert pacer.header_available(0.02) == 288
+    # What remains, less what the other consumer will spend at its pace (10 in the first tenth
+    # of the window at least), is paced over the time to the reset (60.01), not spent at once.
+    left = 60.01 - 0.02
+    expected = 0.01 + left / (288 - 10 * left / 6.0)
+    assert pacer.next_send_at(0.02, keep_reserve=True) == pytest.approx(expected)
+    # A failover write does not wait for that.
+    assert pacer.next_send_at(0.02) == 0.02
+
+
+def test_a_count_that_went_down_shows_the_reset_even_with_requests_in_flight() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=10, window_s=1, reserve=0), now=0.0)
+    sent = [pacer.on_send(0.0) for _ in range(8)]
+    for count, seq in enumerate(sent, start=1):
+        pacer.on_response(seq, t_recv=0.01, status=200, headers=pacing.RateHeaders(count, 10, 1))
+    late, last = pacer.on_send(0.02), pacer.on_send(0.02)
+    assert pacer.next_send_at(0.02) != 0.02  # the window is spent
+    # The later send's answer shows a fresh window while the earlier one is still on its way.
+    pacer.on_response(last, t_recv=1.005, status=200, headers=pacing.RateHeaders(1, 10, 1))
+    assert pacer.header_available(1.005) == 8
+    assert pacer.next_send_at(1.005) == 1.005
+    assert late < last
+
+
+def test_sharing_a_spent_window_waits_for_its_earliest_promised_reset_a_window_apart() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answers = [(1, 0.01), (5, 0.02), (10, 0.5)]  # the count runs ahead of our 3 sends
+    for count, t_recv in answers:
+        pacer.on_response(
+            pacer.on_send(t_recv - 0.005),
+            t_recv=t_recv,
+            status=200,
+            headers=pacing.RateHeaders(count, 10, 1),
+        )
+    # Spent: the earliest promised reset (0.01 + 1), not the freshest one (0.5 + 1).
+    assert pacer.next_send_at(0.6) == pytest.approx(1.01)
+    probe = pacer.on_send(1.01)
+    pacer.on_response(probe, t_recv=1.3, status=200, headers=pacing.RateHeaders(9, 10, 1))
+    # A fresh window (its count went down), 8 already spent by the other consumer: the last
+    # one is left to it, and this window ends at the last one's end plus the window (2.01),
+    # not at this late answer's 1.3 + 1.
+    assert pacer.next_send_at(1.3, keep_reserve=True) == pytest.approx(2.01)
