@@ -8,8 +8,10 @@ deadline (processes cannot be given a fake clock); nothing asserts on how long a
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +26,7 @@ from daemon_helpers import (
     SITE_001_DEFAULT,
     SYNCD,
     TRUNKS,
+    DaemonProcess,
     SimProcess,
     converged,
     daemon_process,
@@ -32,6 +35,9 @@ from daemon_helpers import (
     wait_for,
     write_config,
 )
+
+from syncd import config as config_mod
+from syncd.core import planner
 
 pytestmark = pytest.mark.slow
 
@@ -85,39 +91,81 @@ def _campaign_lines(sim: SimProcess) -> dict[str, int]:
     return {c["id"]: c["outboundLineCount"] for c in sim.state()["campaigns"]}
 
 
-def test_a_reload_changing_only_refresh_s_writes_nothing(setup: Setup) -> None:
+def _converged_since(probe: Path) -> float | None:
+    """When a dry run that found nothing to write began (None: it found writes)."""
+    began = time.time()
+    return began if converged(probe) else None
+
+
+@dataclass
+class _Window:
+    """What one reload changing only refresh_s was judged on, from ``start`` to ``end``."""
+
+    start: float
+    end: float
+    steady: dict[str, int]
+    samples: list[dict[str, int]]
+    writes: list[dict[str, Any]]
+
+
+def _reload_refresh_s(setup: Setup, d: DaemonProcess, refresh_s: int) -> _Window:
     sim = setup.sim
+    # The window opens before the dry run that finds nothing to do for its interval.
+    start = wait_for(
+        lambda: _converged_since(setup.probe), timeout=60, interval=0.5, what="convergence"
+    )
+    wait_for(lambda: d.metric_sum("syncd_reconciles_total") >= 1, timeout=30, what="a reconcile")
+    steady = _campaign_lines(sim)
+    sim.control("POST", "reset-counters")
+    reconciles = d.metric_sum("syncd_reconciles_total")
+    loaded = d.metric_sum("syncd_config_last_reload_success_timestamp_seconds")
+    text = re.sub(r"(?m)^refresh_s = \d+$", f"refresh_s = {refresh_s}", setup.config.read_text())
+    setup.config.write_text(text)
+    d.signal(signal.SIGHUP)
+    samples: list[dict[str, int]] = []
+
+    def after_reload() -> bool:
+        samples.append(_campaign_lines(sim))  # no dip at any sampled moment either
+        listings = sum(1 for r in sim.requests() if r["route"] == SCHEDULE_LISTING)
+        # The reconcile the reload triggers, the schedule refresh after it, and one more
+        # reconcile on top (a retry or the next trigger would show a late write).
+        return (
+            d.metric_sum("syncd_reconciles_total") >= reconciles + 1
+            and d.metric_sum("syncd_config_last_reload_successful") == 1
+            and d.metric_sum("syncd_config_last_reload_success_timestamp_seconds") > loaded
+            and listings >= 4
+        )
+
+    wait_for(after_reload, timeout=60, interval=0.1, what="the reconcile and refresh")
+    writes = [r for r in sim.requests() if r["method"] in WRITES]
+    samples.append(_campaign_lines(sim))
+    # The window closes after everything it is judged on was read.
+    return _Window(start=start, end=time.time(), steady=steady, samples=samples, writes=writes)
+
+
+def test_a_reload_changing_only_refresh_s_writes_nothing(setup: Setup) -> None:
+    """A scheduled reconcile (the planning interval changes at a boundary minus the lead time)
+    legitimately writes, so a window it falls into proves nothing and the reload is repeated:
+    a window lasts seconds and scheduled reconciles come minutes apart, so the next window
+    cannot straddle one too. The window that stays in one planning interval must see nothing
+    written and no campaign's line count change, whatever the time of day."""
+    settings = config_mod.load(str(setup.config)).planner_settings()
+
+    def planning_interval(at: float) -> int:
+        return planner.target_interval(int(at), settings)[0]
+
     with daemon_process(setup.config, setup.tmp / "run.log", setup.metrics_port) as d:
-        wait_for(lambda: converged(setup.probe), timeout=60, interval=0.5, what="convergence")
-        wait_for(
-            lambda: d.metric_sum("syncd_reconciles_total") >= 1, timeout=30, what="a reconcile"
-        )
-        steady = _campaign_lines(sim)
-        sim.control("POST", "reset-counters")
-        reconciles = d.metric_sum("syncd_reconciles_total")
-        setup.config.write_text(
-            setup.config.read_text().replace("refresh_s = 2", "refresh_s = 3", 1)
-        )
-        d.signal(signal.SIGHUP)
-        samples: list[dict[str, int]] = []
-
-        def after_reload() -> bool:
-            samples.append(_campaign_lines(sim))  # no dip at any sampled moment either
-            listings = sum(1 for r in sim.requests() if r["route"] == SCHEDULE_LISTING)
-            # The reconcile the reload triggers, the schedule refresh after it, and one more
-            # reconcile on top (a retry or the next trigger would show a late write).
-            return (
-                d.metric_sum("syncd_reconciles_total") >= reconciles + 1
-                and d.metric_sum("syncd_config_last_reload_successful") == 1
-                and listings >= 4
-            )
-
-        wait_for(after_reload, timeout=60, interval=0.1, what="the reconcile and refresh")
-        writes = [r for r in sim.requests() if r["method"] in WRITES]
-        assert writes == []
-        assert all(s == steady for s in samples), [s for s in samples if s != steady][:1]
-        assert _campaign_lines(sim) == steady
+        windows = []
+        for refresh_s in (3, 2):
+            w = _reload_refresh_s(setup, d, refresh_s)
+            windows.append(w)
+            if planning_interval(w.start) == planning_interval(w.end):
+                break
+        assert planning_interval(w.start) == planning_interval(w.end), "both windows straddled"
+        assert w.writes == []
+        assert all(s == w.steady for s in w.samples), [s for s in w.samples if s != w.steady][:1]
         assert d.stop() == 0
+    print("reload windows:", [round(x.end - x.start, 1) for x in windows])
 
 
 def test_wfm_answering_503_does_not_stop_a_failover(setup: Setup) -> None:
