@@ -148,6 +148,10 @@ class Engine:
         first health read succeeded: from then on a failed trunk leaves its routes."""
         return None if self._health_seen else "the first trunk health read"
 
+    def failover_pending(self) -> bool:
+        """A trunk failed since the last reconcile that read what it needs to plan for it."""
+        return self._failover_pending
+
     @property
     def health_known(self) -> bool:
         return self._health_seen

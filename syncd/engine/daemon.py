@@ -60,6 +60,10 @@ class Work(Protocol):
         """What readiness still waits for, in words (None: ready, send READY=1)."""
         ...
 
+    def failover_pending(self) -> bool:
+        """A trunk failed and no reconcile has yet read what it needs to move it off routes."""
+        ...
+
     async def poll_health(self) -> bool:
         """Poll trunk health; True when a trunk's failover state changed (reconcile now)."""
         ...
@@ -331,6 +335,11 @@ class Daemon:
         # long when one listing failed, and a write that failed (and backed off) waited as long.
         self._retries += 1
         delay = self._backoff_s(self._retries)
+        if self.work.failover_pending():
+            # A failover waits for nothing but health: while one is unwritten, a reconcile that
+            # failed (a flaky listing) is retried at the first step's pace, never after a
+            # backoff that has grown through earlier failures.
+            delay = min(delay, self._backoff_s(1))
         if self._retry_handle is not None:
             self._retry_handle.cancel()
         self._retry_handle = asyncio.get_running_loop().call_later(delay, self.trigger_reconcile)

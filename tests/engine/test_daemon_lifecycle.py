@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import shutil
 import signal
@@ -62,6 +63,7 @@ class FakeWork:
         self.refreshes: asyncio.Queue[int] = asyncio.Queue()
         self.refresh_count = 0
         self.unexpected: list[str] = []
+        self.failover = False  # what failover_pending() answers
 
     async def start(self) -> None:
         self.started = True
@@ -71,6 +73,9 @@ class FakeWork:
 
     def waiting_for(self) -> str | None:
         return None if self.health_known else "the first trunk health read"
+
+    def failover_pending(self) -> bool:
+        return self.failover
 
     async def poll_health(self) -> bool:
         self.polls += 1
@@ -386,6 +391,30 @@ async def test_an_unexpected_exception_in_a_work_loop_is_contained_and_retried(
     )
     # The backoff counts the failures in a row (it doubles with each).
     assert any("health poll (2 in a row)" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.parametrize("failover", [False, True])
+async def test_a_pending_failover_is_retried_at_the_first_pace_not_a_grown_backoff(
+    config_file: Path, caplog: pytest.LogCaptureFixture, *, failover: bool
+) -> None:
+    # Reads that keep failing (a flaky listing) grew the retry delay 1, 2, 4 ... up to the
+    # reconcile interval, and a failover waited behind it: failover waits for health alone.
+    caplog.set_level(logging.INFO, logger="syncd.engine.daemon")
+    work = FakeWork()
+    work.failover = failover
+    work.results = [True, True, True, True, None]
+    async with running(work, config_file, retry_base_s=0.01) as (d, task):
+        for expected in range(1, 6):
+            assert await _next(work.entered) == expected
+            await _next(work.done)
+        d.request_stop()
+        assert await asyncio.wait_for(task, TIMEOUT) == 0
+    delays = [
+        r.args[0]
+        for r in caplog.records
+        if r.getMessage().startswith("The reconcile left work undone") and r.args
+    ]
+    assert delays == ([0.01] * 4 if failover else [0.01, 0.02, 0.04, 0.08])
 
 
 async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:
