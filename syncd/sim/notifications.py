@@ -298,7 +298,8 @@ async def _subscribe(request: web.Request, replace: bool) -> web.StreamResponse:
         if t not in rejected and (missing := _missing(t, _channels(request)))
     }
     if denied and not ignore:
-        # FACTS.md §3.4: without ignoreErrors one failed permission check fails the request.
+        # docs/genesys-setup.md (notifications): without ignoreErrors one failed permission
+        # check fails the whole request.
         raise ApiError(403, "missing.any.permissions", f"Missing permissions for {list(denied)}")
     accepted = [t for t in wanted if t not in rejected and t not in denied]
     topics = (

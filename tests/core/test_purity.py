@@ -1,4 +1,4 @@
-"""syncd/core stays pure: no asyncio/aiohttp, no async def, no clock reads (ARCHITECTURE.md)."""
+"""syncd/core stays pure: no asyncio, aiohttp, async def or clock reads (docs/architecture.md)."""
 
 from __future__ import annotations
 
