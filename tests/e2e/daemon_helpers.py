@@ -81,7 +81,7 @@ def wait_for(
         time.sleep(interval)
 
 
-def _stop(proc: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
     """SIGTERM this PID, SIGKILL it after ``grace``; the exit code."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -178,7 +178,7 @@ def sim_process() -> Iterator[SimProcess]:
         assert match, f"the simulator printed {first!r}"
         yield SimProcess(proc, match.group(0))
     finally:
-        _stop(proc)
+        stop_process(proc)
         if proc.stdout is not None:
             proc.stdout.close()
 
@@ -236,7 +236,7 @@ class DaemonProcess:
         self.proc.wait(10)
 
     def stop(self) -> int | None:
-        code = _stop(self.proc)
+        code = stop_process(self.proc)
         if self._log is not None:
             self._log.close()
         return code

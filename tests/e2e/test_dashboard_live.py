@@ -37,6 +37,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
+from daemon_helpers import stop_process
 from prometheus_client.parser import text_string_to_metric_families
 
 PROMETHEUS = shutil.which("prometheus")
@@ -310,13 +311,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         )
         yield d
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process, grace=30)
 
 
 def _promtool_check_metrics(text: str) -> subprocess.CompletedProcess[str]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import orjson
 import pytest
+from daemon_helpers import stop_process
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = [
@@ -245,13 +246,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         d.wait(lambda doc: _failovers_handled(d, doc), "the failovers handled")
         yield d
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=5)
+        stop_process(process, grace=30)
 
 
 def test_status_page_in_a_real_browser(demo: Demo, tmp_path: Path) -> None:
