@@ -91,6 +91,11 @@ def variants(quota: int) -> list[Variant]:
     ]
 
 
+def chosen(args: argparse.Namespace) -> list[Variant]:
+    """The variants of the scenarios asked for (``--scenarios``), at the told quota."""
+    return [v for v in variants(args.quota) if v.scenario in args.scenarios]
+
+
 # --------------------------------------------------------------------------------------------
 # Server side (child process)
 # --------------------------------------------------------------------------------------------
@@ -101,7 +106,7 @@ def _sim_slots(args: argparse.Namespace) -> list[tuple[Variant, bool, int]]:
     clients can run one scenario at once (a simulator serves one client at a time)."""
     return [
         (variant, headers, copy)
-        for variant in variants(args.quota)
+        for variant in chosen(args)
         for headers in (True, False)
         for copy in range(args.copies)
     ]
@@ -687,10 +692,7 @@ async def _drive(args: argparse.Namespace, servers: list[dict[str, Any]]) -> lis
     for s in servers:
         free.setdefault((s["key"], s["headers"]), []).append(s["url"])
     pending = [
-        (client, v, h)
-        for client in args.clients
-        for v in variants(args.quota)
-        for h in (True, False)
+        (client, v, h) for client in args.clients for v in chosen(args) for h in (True, False)
     ]
     # Longest first (the low quotas), so they overlap with the many short ones.
     pending.sort(key=lambda job: -optimal_for(job[1], backlog, args.window))
@@ -725,7 +727,7 @@ async def _drive(args: argparse.Namespace, servers: list[dict[str, Any]]) -> lis
     order = {
         (c, v.key, h): i
         for i, (c, v, h) in enumerate(
-            (c, v, h) for c in args.clients for v in variants(args.quota) for h in (True, False)
+            (c, v, h) for c in args.clients for v in chosen(args) for h in (True, False)
         )
     }
     results.sort(
@@ -789,6 +791,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--load", type=float, default=450.0, help="requests per second of quota run at once"
     )
     p.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
+    p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=SCENARIOS)
     return p
 
 
