@@ -224,14 +224,17 @@ class PacingConfig:
     # Share of each window's quota that only failover work may spend (at least one slot when
     # the quota has room for it): a failover write never waits behind routine work.
     failover_reserve_fraction: float = 0.02
+    # Sharing a budget (header regime), the last share of each window in which the failover
+    # reserve is spent too when surely spare (a failover arriving then waits at most that
+    # long, for the next window).
+    reserve_release_fraction: float = 0.05
     # When another consumer shares the budget (header regime): the margin on its expected
-    # spending, and the last share of each window in which the failover reserve is released
-    # (a failover arriving then waits at most that long, for the next window).
+    # spending (this window's pace; another window's), the requests kept for refreshing the
+    # count, and how long (in windows) the prior pace weighs (see ``Pacer._foreign_pace``).
     shared_margin: float = 0.1
     shared_margin_prev: float = 0.3
     shared_refresh: int = 2
     shared_prior: float = 0.2
-    shared_release_fraction: float = 0.05
 
     @property
     def failover_reserve(self) -> int:
@@ -461,6 +464,13 @@ class Pacer:
             limit = min(limit, self._allowed)
         return self.config.failover_reserve_of(limit)
 
+    def _release_at(self) -> float:
+        """When the window's last stretch begins (sharing a budget): from then on the failover
+        reserve is spent too, when it is surely spare (a failover arriving then waits at most
+        that stretch, for the next window). Alone, it is not: the count a burst at the window's
+        start saw is stale by then, and someone not yet seen may have spent those slots."""
+        return self._window_end - self.config.window_s * self.config.reserve_release_fraction
+
     def _next_by_headers(self, now: float, hold: int, *, spread: bool) -> float | None:
         if spread and self._sharing(now) and self._window_end < math.inf:
             return self._next_shared(now, hold)
@@ -527,9 +537,8 @@ class Pacer:
         start. ``shared_refresh`` requests of that rest are kept: while only the pace without
         its margin leaves room, they go one at a time once our view of the count is a tenth
         of the window old, so their answers show its pace in this window and what it leaves
-        comes free before the reset. In the last stretch (``shared_release_fraction`` of the
-        window) the failover reserve and the refresh requests are released: a failover
-        arriving then waits at most that stretch, for the next window."""
+        comes free before the reset. In the window's last stretch (``_release_at``) the failover
+        reserve and the refresh requests are released."""
         window = self.config.window_s
         left = self._window_end - now
         if left <= 0:
@@ -540,7 +549,7 @@ class Pacer:
         avail = self.header_available(now)
         if avail <= 0:
             return self._when_spent(now, hold)
-        release_at = self._window_end - window * self.config.shared_release_fraction
+        release_at = self._release_at()
         last_stretch = now >= release_at
         if last_stretch:
             hold = 0
