@@ -141,6 +141,16 @@ class Limiter:
         self._endpoint_429: set[Lease] = set()
         self._in_flight: collections.Counter[tuple[int, str]] = collections.Counter()
 
+    def set_quota(self, quota: int, *, token_index: int | None = None) -> None:
+        """A token's known quota per window (every token's when ``token_index`` is None), e.g.
+        the org's limit read at start: its pacer paces by it from now on."""
+        now = self._clock()
+        for index in range(len(self.pacers)) if token_index is None else (token_index,):
+            self.pacers[index].set_quota(quota, now=now)
+        if token_index is None:
+            self.config = dataclasses.replace(self.config, quota=quota)
+        self._wake_head()
+
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
