@@ -4,7 +4,8 @@ Role: the pure state machines behind ``syncd.genesys.limiter``: parsing ``Retry-
 ``inin-ratelimit-*`` headers, a sliding-window send log (the safe pace when the server says
 nothing), header-driven pacing (spend what the server says remains, keep a small reserve that
 is spent at the configured rate, wait for the reset when it is gone), the pause after a 429,
-AIMD adaptation of the assumed quota, full-jitter backoff and a gRPC-style retry budget.
+AIMD adaptation of the assumed quota, full-jitter backoff and gRPC-style retry budgets (one per
+class of work, so routine failures cannot spend a failover's retries).
 
 It must not read a clock, sleep, draw random numbers or do I/O: every instant (``now``, in
 seconds of some monotonic clock) and every random draw (``rand`` in [0, 1)) is a parameter, so
@@ -21,11 +22,14 @@ which no fixed window (whatever its alignment) and no token bucket of that quota
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+
+from syncd.core import model
 
 # --------------------------------------------------------------------------------------------
 # Header parsing
@@ -145,6 +149,52 @@ class RetryBudget:
 
     def on_success(self) -> None:
         self._tokens = min(self.max_tokens, self._tokens + self.token_ratio)
+
+
+class RetryClass(enum.StrEnum):
+    """A class of work with a retry budget of its own (``RetryBudgets``); the value is the
+    ``class`` label of ``syncd_retry_budget_exhausted_total``."""
+
+    # Trunk status reads: the health poll and a notification's re-read of one trunk. The next
+    # poll comes within seconds, so a failing poll is the first to stop being retried.
+    HEALTH = "health"
+    # Requests at failover priority: the reads and writes of a reconcile that moves a failed
+    # trunk (and the campaign cut it drives). Rare, and the ones a retry is worth most to.
+    FAILOVER = "failover"
+    # Everything else: schedules, reconciles with no failover behind them, discovery.
+    ROUTINE = "routine"
+
+
+def retry_class_of(priority: int) -> RetryClass:
+    """The class of a request that names no class: failover priority or routine."""
+    return RetryClass.FAILOVER if priority <= model.Priority.FAILOVER else RetryClass.ROUTINE
+
+
+class RetryBudgets:
+    """One ``RetryBudget`` per ``RetryClass``: each class pays for its own retries and is
+    refilled by its own successes.
+
+    With one budget for everything, a storm of routine failures (a 45 % fault rate on the
+    health poll and the schedule reads) spent the tokens the few failover reads needed, so a
+    failover's reads were not retried. Separate budgets keep gRPC throttling's purpose per
+    class: a server failing most of a class's requests soon stops getting that class's
+    retries, and the ratio bounds the retries of each class by its own first tries.
+    """
+
+    __slots__ = ("_budgets",)
+
+    def __init__(self, max_tokens: float = 10.0, token_ratio: float = 0.1) -> None:
+        self._budgets = {c: RetryBudget(max_tokens, token_ratio) for c in RetryClass}
+
+    def of(self, retry_class: RetryClass) -> RetryBudget:
+        return self._budgets[retry_class]
+
+    def on_failure(self, retry_class: RetryClass) -> bool:
+        """Record a retryable failure of that class; True when it may be retried."""
+        return self._budgets[retry_class].on_failure()
+
+    def on_success(self, retry_class: RetryClass) -> None:
+        self._budgets[retry_class].on_success()
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from syncd import errors
-from syncd.core import model, wire
+from syncd.core import model, pacing, wire
 from syncd.genesys import transport
 
 log = logging.getLogger(__name__)
@@ -238,6 +238,7 @@ class GenesysApi:
         query: list[tuple[str, str | int]] | None = None,
         page_size: int | None = None,
         priority: int,
+        retry_class: pacing.RetryClass | None = None,
     ) -> list[dict[str, Any]]:
         """Every entity of a paged listing: pages 1..pageCount (or while nextUri is given)."""
         entities: list[dict[str, Any]] = []
@@ -250,7 +251,7 @@ class GenesysApi:
                 ("pageNumber", number),
             ]
             resp = await self.transport.request(
-                "GET", template, path=path, query=q, priority=priority
+                "GET", template, path=path, query=q, priority=priority, retry_class=retry_class
             )
             page = _parsed(resp, wire.parse_page)
             if total is not None and page.total != total:
@@ -469,15 +470,27 @@ class GenesysApi:
     async def list_trunks(
         self, *, priority: int = Priority.STAFFING
     ) -> tuple[model.TrunkStatus, ...]:
-        items = await self._all_pages(TRUNKS, query=[("trunkType", "EXTERNAL")], priority=priority)
+        """Every EXTERNAL trunk instance's status: a health read, paid from the health retry
+        budget whatever its priority (a failing poll never spends a failover's retries)."""
+        items = await self._all_pages(
+            TRUNKS,
+            query=[("trunkType", "EXTERNAL")],
+            priority=priority,
+            retry_class=pacing.RetryClass.HEALTH,
+        )
         return tuple(_parse_each(items, wire.parse_trunk, TRUNKS))
 
     async def get_trunk(
         self, trunk_id: str, *, priority: int = Priority.STAFFING
     ) -> model.TrunkStatus:
-        """One trunk instance's status (what a notification on its topic asks to re-read)."""
+        """One trunk instance's status (what a notification on its topic asks to re-read); a
+        health read, like ``list_trunks``."""
         resp = await self.transport.request(
-            "GET", TRUNK, path={"trunkId": trunk_id}, priority=priority
+            "GET",
+            TRUNK,
+            path={"trunkId": trunk_id},
+            priority=priority,
+            retry_class=pacing.RetryClass.HEALTH,
         )
         return _entity(resp, wire.parse_trunk)
 

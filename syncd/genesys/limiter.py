@@ -51,7 +51,7 @@ class LimiterObserver(Protocol):
 
     def on_retry(self, reason: str) -> None: ...
 
-    def on_retry_budget_exhausted(self) -> None: ...
+    def on_retry_budget_exhausted(self, retry_class: str) -> None: ...
 
     def on_retry_after_too_long(self, endpoint: str, seconds: float) -> None: ...
 
@@ -73,7 +73,7 @@ class NullObserver:
     def on_retry(self, reason: str) -> None:
         pass
 
-    def on_retry_budget_exhausted(self) -> None:
+    def on_retry_budget_exhausted(self, retry_class: str) -> None:
         pass
 
     def on_retry_after_too_long(self, endpoint: str, seconds: float) -> None:

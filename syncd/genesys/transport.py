@@ -225,7 +225,9 @@ class Transport:
         self.config = config or TransportConfig()
         self.hook: RequestHook = hook or _no_hook
         self.observer: LimiterObserver = observer or NullObserver()
-        self.retry_budget = pacing.RetryBudget(
+        # One retry budget per class of work (health, failover, routine): a storm of routine
+        # failures cannot spend the retries of a failover's reads (core.pacing.RetryBudgets).
+        self.retry_budgets = pacing.RetryBudgets(
             self.config.retry_budget_tokens, self.config.retry_budget_ratio
         )
         self._clock = clock
@@ -337,9 +339,11 @@ class Transport:
         body: bytes | None = None,
         priority: int = model.Priority.STAFFING,
         token_index: int | None = None,
+        retry_class: pacing.RetryClass | None = None,
     ) -> Response:
         """Send one API request with retries; 2xx → ``Response``, anything else raises.
-        ``token_index`` pins it to one token of the pool (see ``Limiter.acquire``)."""
+        ``token_index`` pins it to one token of the pool (see ``Limiter.acquire``);
+        ``retry_class`` is the retry budget it draws from (default: by ``priority``)."""
         call = _Call(
             method=method,
             template=template,
@@ -351,19 +355,21 @@ class Transport:
             body=body,
             priority=int(priority),
             token_index=token_index,
+            retry_class=retry_class or pacing.retry_class_of(priority),
         )
         return await self._send_handling_retries(call)
 
     async def _send_handling_retries(self, call: _Call) -> Response:
         """The retry policy: 429s through the limiter, transient failures with backoff, both
-        within the retry budget; a write is never sent twice (it may have landed)."""
+        within the retry budget of the call's class; a write is never sent twice (it may have
+        landed)."""
         throttled = 0
         transient = 0
         while True:
             attempt = await self._send_handling_auth(call)
             failure = attempt.failure
             if failure is None:
-                self.retry_budget.on_success()
+                self.retry_budgets.on_success(call.retry_class)
                 return attempt.response(call)
             if attempt.status == 429:
                 throttled += 1
@@ -385,10 +391,17 @@ class Transport:
                 retry_after_s=wait,
                 **attempt.error_fields(call),
             )
-        if throttled > self.config.max_throttled or not self.retry_budget.on_failure():
-            self.observer.on_retry_budget_exhausted()
+        if throttled > self.config.max_throttled:
             raise errors.RateLimited(
                 f"{call.method} {call.template} stayed rate limited after {throttled} attempts.",
+                **attempt.error_fields(call),
+            )
+        if not self.retry_budgets.on_failure(call.retry_class):
+            # Counted only when the budget refused (running out of attempts is not that).
+            self.observer.on_retry_budget_exhausted(call.retry_class)
+            raise errors.RateLimited(
+                f"{call.method} {call.template} was rate limited and the {call.retry_class}"
+                " retry budget is spent.",
                 **attempt.error_fields(call),
             )
 
@@ -398,10 +411,11 @@ class Transport:
         """Sleep before the next try of a retryable failure, or raise it."""
         if not (failure.retryable and call.retry_safe) or transient >= self.config.max_attempts:
             raise failure
-        if not self.retry_budget.on_failure():
-            self.observer.on_retry_budget_exhausted()
+        if not self.retry_budgets.on_failure(call.retry_class):
+            self.observer.on_retry_budget_exhausted(call.retry_class)
             raise errors.RetryBudgetExhausted(
-                f"{call.method} {call.template} failed ({failure}) and the retry budget is spent.",
+                f"{call.method} {call.template} failed ({failure}) and the {call.retry_class}"
+                " retry budget is spent.",
                 **attempt.error_fields(call),
             ) from failure
         delay = pacing.full_jitter(
@@ -607,6 +621,7 @@ class _Call:
     body: bytes | None = field(repr=False)
     priority: int
     token_index: int | None = None  # pinned to one token of the pool
+    retry_class: pacing.RetryClass = pacing.RetryClass.ROUTINE
 
     @property
     def retry_safe(self) -> bool:

@@ -48,6 +48,7 @@ __all__ = [
     "DEFAULT_WRITE_OUTCOMES",
     "DROP_OUTCOMES",
     "FORECAST_WINDOWS",
+    "RETRY_CLASSES",
     "UNEXPECTED_ERROR_SITES",
     "Metrics",
     "RequestEvent",
@@ -63,6 +64,9 @@ DEFAULT_WRITE_OUTCOMES: tuple[str, ...] = ("applied", "failed", "conflict", "sup
 # answered with a fresh token); pre-created so "Retries by reason" reads 0, not absent, before
 # the first retry. Other reasons (a 5xx status, an exception name) appear when they happen.
 DEFAULT_RETRY_REASONS: tuple[str, ...] = ("429", "401")
+# The classes of work with a retry budget of their own (``core.pacing.RetryClass``; obs imports
+# nothing of syncd, and a test keeps the two lists equal).
+RETRY_CLASSES: tuple[str, ...] = ("health", "failover", "routine")
 # A suspicious drop's outcomes (engine/cycle.py); pre-created so the drop panels read 0.
 DROP_OUTCOMES: tuple[str, ...] = ("held", "confirmed", "withdrawn")
 # Where an unexpected exception (not an API error: a bug, an answer syncd did not expect) was
@@ -249,7 +253,8 @@ class Metrics:
         )
         self.retry_budget_exhausted = Counter(
             "syncd_retry_budget_exhausted_total",
-            "Retries refused because the retry budget was spent.",
+            "Retries refused because the retry budget of their class of work was spent.",
+            ["class"],
             registry=r,
         )
         self.queue_depth = Gauge(
@@ -523,6 +528,8 @@ class Metrics:
         self.reload_ok_ts.set(time.time() if now is None else now)
         self.reconciles.labels("ok")
         self.reconciles.labels("error")
+        for retry_class in RETRY_CLASSES:
+            self.retry_budget_exhausted.labels(retry_class)
         for kind in ("trunk", "schedule"):
             self.notification_events.labels(kind)
         for state in ("permitted", "rejected"):
@@ -680,9 +687,10 @@ class Metrics:
         """A request is being retried (reason: a short fixed word from the client)."""
         self.retries.labels(reason).inc()
 
-    def on_retry_budget_exhausted(self) -> None:
-        """A retry was refused because the retry budget is spent."""
-        self.retry_budget_exhausted.inc()
+    def on_retry_budget_exhausted(self, retry_class: str) -> None:
+        """A retry was refused because the retry budget of its class (``RETRY_CLASSES``) is
+        spent."""
+        self.retry_budget_exhausted.labels(retry_class).inc()
 
     def on_retry_after_too_long(self, endpoint: str, seconds: float) -> None:
         """A 429 asked to wait longer than the configured maximum (``seconds`` is logged by

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syncd.core import pacing
+from syncd.core import model, pacing
 from syncd.sim import ratelimit
 
 # --- parsing -------------------------------------------------------------------------------
@@ -87,6 +87,50 @@ def test_retry_budget_refills_on_success() -> None:
     for _ in range(5):
         budget.on_success()
     assert budget.on_failure() is True
+
+
+def test_routine_failures_that_spend_their_budget_leave_a_failovers_retries() -> None:
+    budgets = pacing.RetryBudgets(20, 0.2)
+    routine, health = pacing.RetryClass.ROUTINE, pacing.RetryClass.HEALTH
+    # A storm: schedule reads and health polls fail until neither class may retry any more.
+    while budgets.on_failure(routine) or budgets.on_failure(health):
+        pass
+    assert budgets.on_failure(routine) is False
+    assert budgets.on_failure(health) is False
+    # The failover's first failed read is still retried, and so are the next nine: its class
+    # has the whole allowance a single budget used to share with the storm.
+    failover = pacing.RetryClass.FAILOVER
+    assert [budgets.on_failure(failover) for _ in range(11)] == [True] * 9 + [False] * 2
+    # Each class pays only for itself: the failover's failures left the others where they were.
+    assert budgets.of(routine).tokens == 0
+
+
+def test_a_class_is_refilled_by_its_own_successes() -> None:
+    budgets = pacing.RetryBudgets(10, 0.5)
+    routine, failover = pacing.RetryClass.ROUTINE, pacing.RetryClass.FAILOVER
+    for _ in range(6):
+        budgets.on_failure(routine)
+    assert budgets.of(routine).tokens == 4
+    for _ in range(10):
+        budgets.on_success(failover)  # successes of another class do not refill this one
+    assert budgets.on_failure(routine) is False
+    assert budgets.of(routine).tokens == 3
+    for _ in range(8):
+        budgets.on_success(routine)
+    assert budgets.on_failure(routine) is True
+
+
+@pytest.mark.parametrize(
+    ("priority", "expected"),
+    [(model.Priority.FAILOVER, pacing.RetryClass.FAILOVER),
+     (model.Priority.CAPACITY_CUT, pacing.RetryClass.ROUTINE),
+     (model.Priority.STAFFING, pacing.RetryClass.ROUTINE),
+     (model.Priority.CALL_RATE, pacing.RetryClass.ROUTINE)],
+)  # fmt: skip
+def test_a_request_without_a_class_is_classed_by_its_priority(
+    priority: model.Priority, expected: pacing.RetryClass
+) -> None:
+    assert pacing.retry_class_of(priority) is expected
 
 
 def test_retry_after_jitter_is_small() -> None:

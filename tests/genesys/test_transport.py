@@ -4,8 +4,10 @@ misbehave that way): 429 pauses, Retry-After, token refresh, backoff, the token 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import re
+from typing import Any
 
 import aiohttp
 import pytest
@@ -389,3 +391,39 @@ async def test_a_download_that_inflates_past_the_cap_is_refused(
             await env.transport.download(url, endpoint="/api/v2/x/search")
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("storm_route", "storm"),
+    [
+        # Routine reads (a campaign listing of a staffing reconcile) failing until refused ...
+        (api.CAMPAIGNS, lambda a: a.list_campaigns()),
+        # ... or health polls, which go at failover priority but are not a failover's work.
+        (api.TRUNKS, lambda a: a.list_trunks(priority=model.Priority.FAILOVER)),
+    ],
+    ids=["routine-reads", "health-polls"],
+)
+async def test_failures_that_spend_routine_retries_leave_a_failovers_read_its_retry(
+    make_env: Factory, storm_route: str, storm: Any
+) -> None:
+    env = await make_env()
+    sim = env.running.sim
+    sim.set_faults({"error_5xx_rate": 1.0, "routes": [storm_route]})
+
+    async def until_refused() -> None:
+        for _ in range(20):  # each call fails every attempt; the budget refuses within 4 calls
+            with contextlib.suppress(errors.TransientError):
+                await storm(env.api)
+
+    with pytest.raises(errors.RetryBudgetExhausted):
+        await until_refused()
+    refused = env.recorder.named("on_retry_budget_exhausted")
+    assert len(refused) == 1
+    # Now a trunk fails, and the failover reconcile's route listing fails once (a 503).
+    site = sim.org.sites[0].id
+    routes = api.SITE_ROUTES.replace("{siteId}", site)
+    sim.set_faults({"error_5xx_rate": 1.0, "routes": [routes], "max_faults": 1})
+    listed = await env.api.list_routes(site, priority=model.Priority.FAILOVER)
+    assert listed
+    assert sim.count(route=api.SITE_ROUTES, status=503) == 1  # retried once, within its budget
+    assert env.recorder.named("on_retry_budget_exhausted") == refused

@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client.parser import text_string_to_metric_families
 
+from syncd.core import pacing
 from syncd.obs import metrics as metrics_mod
 
 
@@ -53,6 +54,11 @@ def _samples(m: metrics_mod.Metrics) -> dict[tuple[str, frozenset[tuple[str, str
 
 def _value(m: metrics_mod.Metrics, name: str, **labels: str) -> float | None:
     return _samples(m).get((name, frozenset(labels.items())))
+
+
+def test_the_retry_budget_classes_are_the_transports() -> None:
+    # obs imports nothing of syncd, so it names the classes itself: they must stay the same.
+    assert tuple(c.value for c in pacing.RetryClass) == metrics_mod.RETRY_CLASSES
 
 
 def test_each_instance_has_its_own_registry() -> None:
@@ -141,7 +147,7 @@ def test_limiter_and_retry_observers() -> None:
     m.on_budget("1", 42)
     m.on_retry("server_error")
     m.on_retry("server_error")
-    m.on_retry_budget_exhausted()
+    m.on_retry_budget_exhausted("failover")
     m.on_retry_after_too_long("/api/v2/outbound/campaigns/123", 900.0)
     m.on_queue_depth(17)
     assert _value(m, "syncd_ratelimit_wait_seconds_count", token="0") == 1
@@ -149,7 +155,10 @@ def test_limiter_and_retry_observers() -> None:
     assert _value(m, "syncd_ratelimit_paused", token="0") == 1
     assert _value(m, "syncd_ratelimit_budget_remaining", token="1") == 42
     assert _value(m, "syncd_retries_total", reason="server_error") == 2
-    assert _value(m, "syncd_retry_budget_exhausted_total") == 1
+    assert _value(m, "syncd_retry_budget_exhausted_total", **{"class": "failover"}) == 1
+    # Every class is there from the start (a panel or an alert sees 0, not "no data").
+    assert _value(m, "syncd_retry_budget_exhausted_total", **{"class": "routine"}) == 0
+    assert _value(m, "syncd_retry_budget_exhausted_total", **{"class": "health"}) == 0
     assert (
         _value(m, "syncd_retry_after_too_long_total", endpoint="/api/v2/outbound/campaigns/{id}")
         == 1
