@@ -28,6 +28,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Literal
 
 from syncd.core import model
 
@@ -324,6 +325,10 @@ class QuotaChoice:
         )
 
 
+# Who a 429 without headers is blamed on (``EndpointEvidence.on_refused``).
+Blame = Literal["token", "endpoint", "unsure"]
+
+
 # --------------------------------------------------------------------------------------------
 # The sliding log
 # --------------------------------------------------------------------------------------------
@@ -407,6 +412,10 @@ class Pacer:
         self._admitted: deque[float] = deque()
         self._proven = 0
         self._penalty = 0  # rejected requests that a counting server charges to the next window
+        # A 429 that may have been an endpoint's limit: what the token had admitted in its
+        # window then (``on_throttled``, blame "unsure").
+        self._unsure: int | None = None
+        self._throttled_seq = 0  # sends so far when the latest pause began
         self._penalty_until = -math.inf
         # Header regime: what the freshest answer said remains, and when its count resets.
         self.headers_seen = False
@@ -709,8 +718,20 @@ class Pacer:
             self._quota = min(float(self.config.quota), self._quota + step)
             self._last_increase = now
 
+    def refusal_explained(self, seq: int) -> bool:
+        """Whether a 429 without headers is explained by this pacer's own venture — its refill
+        probe, or pacing as a bucket — rather than by a limit someone must learn."""
+        return (seq != 0 and seq == self._refused_probe) or self.refill == "continuous"
+
     def on_throttled(
-        self, *, now: float, retry_after_s: float, jitter_s: float, with_headers: bool, seq: int = 0
+        self,
+        *,
+        now: float,
+        retry_after_s: float,
+        jitter_s: float,
+        with_headers: bool,
+        seq: int = 0,
+        blame: Blame = "token",
     ) -> float:
         """A 429: pause every request of this token until Retry-After (+ jitter) has passed.
 
@@ -719,33 +740,212 @@ class Pacer:
         as a bucket falls back to the log; a refusal under the log means the assumed quota is
         too high: it shrinks (multiplicative decrease) and grows back by a few percent per
         clean window. Returns the instant the pause ends.
+
+        ``blame`` (``EndpointEvidence.on_refused``): "endpoint" — an endpoint's own limit
+        refused it, the token's quota stays; "unsure" — the token's or an endpoint's: the
+        quota stays, but beyond what the token admitted in this window requests go one at a
+        time, so that a token limit after all costs one more 429, which then teaches it.
         """
         # What the log saw admitted is a measure of the quota only if no pause cut into it.
         clean_window = now - self.paused_until >= self.config.window_s
+        echo = seq != 0 and seq <= self._throttled_seq and now < self.paused_until
         self.paused_until = max(self.paused_until, now + retry_after_s + jitter_s)
-        if not with_headers:
-            self._penalty = (self._penalty if now < self._penalty_until else 0) + 1
-            self._penalty_until = self.paused_until + 2 * self.config.window_s
-            if seq != 0 and seq == self._refused_probe:
-                return self.paused_until
-            if self.refill == "continuous":
-                # Paced as a bucket and refused: fall back to the log, which no server of the
-                # known quota refuses; only a refusal under the log means the quota is wrong.
-                self.refill = "window"
-                self._refill_known_at = now
-                return self.paused_until
-            # What the server admitted in the last window is an upper bound of its quota (its
-            # window lies inside ours): take it when it is lower than the usual decrease, and
-            # send the top of each window one at a time again.
-            floor = self.config.quota * self.config.min_fraction
-            admitted = self._admitted_in_window(now)
-            if clean_window and 0 < admitted < self._quota:
-                learned = float(admitted)
+        if with_headers:
+            return self.paused_until
+        if not echo:
+            self._throttled_seq = self._seq
+        if blame == "endpoint":
+            self._unsure = None  # the endpoint explains the refusal it was unsure of
+            return self.paused_until
+        self._penalty = (self._penalty if now < self._penalty_until else 0) + 1
+        self._penalty_until = self.paused_until + 2 * self.config.window_s
+        unsure, self._unsure = self._unsure, None
+        if echo:
+            # Sent before the refusal that paused the token and refused for the same reason:
+            # nothing new — unless it shows that a refusal it was unsure of was the token's.
+            if blame == "token" and unsure is not None:
+                self._learn(now, float(unsure))
             else:
-                learned = self._quota * self.config.decrease_factor
-            self._quota = max(floor, learned)
-            self._proven = min(self._proven, math.floor(self._quota * self.config.decrease_factor))
-            # A limit the server has just shown holds for a while: no increase (which would
-            # only find it again, one 429 a time) until ``reprobe_windows`` have passed.
-            self._last_increase = now + (self.config.reprobe_windows - 1) * self.config.window_s
+                self._unsure = unsure
+            return self.paused_until
+        admitted = self._admitted_in_window(now)
+        if blame == "unsure":
+            self._unsure = admitted if unsure is None else min(unsure, admitted)
+            self._proven = min(self._proven, math.floor(admitted * self.config.decrease_factor))
+            return self.paused_until
+        if seq != 0 and seq == self._refused_probe:
+            return self.paused_until
+        if self.refill == "continuous":
+            # Paced as a bucket and refused: fall back to the log, which no server of the
+            # known quota refuses; only a refusal under the log means the quota is wrong.
+            self.refill = "window"
+            self._refill_known_at = now
+            return self.paused_until
+        # What the server admitted in the last window is an upper bound of its quota (its
+        # window lies inside ours): take it when it is lower than the usual decrease. After a
+        # refusal it was unsure of, the token went beyond that count one request at a time:
+        # refused there, what it admitted is its quota, though the pause cut into the window.
+        if (clean_window or (unsure is not None and unsure <= admitted)) and (
+            0 < admitted < self._quota
+        ):
+            self._learn(now, float(admitted))
+        else:
+            self._learn(now, self._quota * self.config.decrease_factor)
         return self.paused_until
+
+    def _learn(self, now: float, quota: float) -> None:
+        """Assume ``quota`` from now on, and send the top of each window one at a time again."""
+        self._quota = max(self.config.quota * self.config.min_fraction, min(self._quota, quota))
+        self._proven = min(self._proven, math.floor(self._quota * self.config.decrease_factor))
+        # A limit the server has just shown holds for a while: no increase (which would only
+        # find it again, one 429 a time) until ``reprobe_windows`` have passed.
+        self._last_increase = now + (self.config.reprobe_windows - 1) * self.config.window_s
+
+
+# --------------------------------------------------------------------------------------------
+# Without headers: the token's limit, or an endpoint's own?
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EndpointLimit:
+    """An endpoint's own limit as 429s without headers showed it."""
+
+    level: int  # requests per window it admitted when refused
+    token_at: int  # what the whole token had admitted in that window
+    refused_seq: int  # the token's number of the refused send
+    refused_at: float
+    # Refused again while the token had shown more room: its 429s pause only it.
+    established: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Verdict:
+    """What a 429 without headers is blamed on, and what it teaches."""
+
+    blame: Blame
+    endpoint: str = ""  # the endpoint blamed (or suspected, when "unsure")
+    level: int = 0  # its limit per window
+    established: bool = False
+    dropped: tuple[str, ...] = ()  # endpoints whose suspected limit this 429 disproved
+
+
+class EndpointEvidence:
+    """Per token: what each endpoint ("METHOD template") had admitted in the last window, and
+    the endpoint limits that 429s without headers revealed.
+
+    A refusal is the token's or an endpoint's; the answers cannot say. The evidence can:
+
+    * refusals spread over endpoints (another one was refused lately): the token's limit;
+    * the token has admitted more in a window than now (beyond the requests in flight and a
+      little slack): not the token's — the refused endpoint's, at what it admitted now;
+    * an endpoint refused below the level it was refused at before, while the token is at the
+      most it has shown: the token's;
+    * otherwise (the first refusal, say) it cannot tell: "unsure" — the endpoint is paced at
+      what it admitted, and the token, quota kept, goes one request at a time beyond what it
+      admitted. An endpoint limit it was then costs nothing more; a token limit costs one more
+      429 — on another endpoint, or on this one below its level — which settles it.
+
+    Time is a parameter, like everything in this module.
+    """
+
+    __slots__ = (
+        "_admitted",
+        "_all",
+        "_limits",
+        "_refusals",
+        "_top",
+        "memory_s",
+        "slack",
+        "window_s",
+    )
+
+    def __init__(self, window_s: float, *, slack: int = 2, memory_windows: float = 30.0) -> None:
+        self.window_s = window_s
+        self.slack = slack
+        self.memory_s = memory_windows * window_s
+        self._admitted: dict[str, deque[float]] = {}
+        self._all: deque[float] = deque()
+        self._top = 0  # the most the token admitted in one window
+        self._refusals: deque[tuple[float, str]] = deque()
+        self._limits: dict[str, EndpointLimit] = {}
+
+    def _expire(self, times: deque[float], now: float) -> int:
+        while times and times[0] + self.window_s <= now:
+            times.popleft()
+        return len(times)
+
+    def limit(self, endpoint: str) -> EndpointLimit | None:
+        return self._limits.get(endpoint)
+
+    def admitted_times(self, endpoint: str, now: float) -> tuple[float, ...]:
+        """When the endpoint's admitted answers of the last window arrived, oldest first."""
+        times = self._admitted.get(endpoint)
+        if times is None:
+            return ()
+        self._expire(times, now)
+        return tuple(times)
+
+    def on_answer(self, endpoint: str, *, seq: int, t_recv: float, admitted: bool) -> bool:
+        """Record one answer; True when it raised an endpoint's level (an admitted request sent
+        before the refusal that set it, answered after: the level missed it)."""
+        if not admitted:
+            return False
+        self._all.append(t_recv)
+        self._top = max(self._top, self._expire(self._all, t_recv))
+        times = self._admitted.setdefault(endpoint, deque())
+        times.append(t_recv)
+        self._expire(times, t_recv)
+        limit = self._limits.get(endpoint)
+        if limit is None or seq > limit.refused_seq or t_recv < limit.refused_at:
+            return False
+        if t_recv - limit.refused_at >= self.window_s:
+            return False
+        self._limits[endpoint] = dataclasses.replace(limit, level=limit.level + 1)
+        return True
+
+    def on_refused(self, endpoint: str, *, seq: int, now: float, in_flight: int) -> Verdict:
+        """Blame one 429 without headers (not explained by the pacer's own probe)."""
+        while self._refusals and self._refusals[0][0] + self.memory_s <= now:
+            self._refusals.popleft()
+        elsewhere = {
+            other
+            for _t, other in self._refusals
+            if other != endpoint and not self._established(other)
+        }
+        self._refusals.append((now, endpoint))
+        admitted = self._expire(self._admitted.get(endpoint, deque()), now)
+        token = self._expire(self._all, now)
+        full = token + in_flight + self.slack >= self._top
+        limit = self._limits.get(endpoint)
+        if elsewhere or admitted == 0 or (full and limit is not None and admitted < limit.level):
+            return Verdict(blame="token", dropped=self._drop({*elsewhere, endpoint}))
+        if limit is None:
+            self._limits[endpoint] = EndpointLimit(
+                level=admitted, token_at=token, refused_seq=seq, refused_at=now
+            )
+            return Verdict(
+                blame="unsure" if full else "endpoint", endpoint=endpoint, level=admitted
+            )
+        if full:
+            # At its level again, and the token at its most: still cannot tell.
+            return Verdict(blame="unsure", endpoint=endpoint, level=limit.level)
+        # The token had room: the endpoint's own limit, below the level it was paced at (which
+        # a window not aligned with the server's overstated) when refused there.
+        level = min(admitted, limit.level - 1) if admitted >= limit.level else admitted
+        self._limits[endpoint] = EndpointLimit(
+            level=max(1, level), token_at=token, refused_seq=seq, refused_at=now, established=True
+        )
+        return Verdict(blame="endpoint", endpoint=endpoint, level=max(1, level), established=True)
+
+    def _established(self, endpoint: str) -> bool:
+        limit = self._limits.get(endpoint)
+        return limit is not None and limit.established
+
+    def _drop(self, endpoints: set[str]) -> tuple[str, ...]:
+        dropped = tuple(
+            sorted(e for e in endpoints if e in self._limits and not self._established(e))
+        )
+        for endpoint in dropped:
+            del self._limits[endpoint]
+        return dropped

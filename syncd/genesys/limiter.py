@@ -140,6 +140,9 @@ class Limiter:
         self.endpoint_pacers: dict[tuple[int, str], pacing.Pacer] = {}
         self._endpoint_429: set[Lease] = set()
         self._in_flight: collections.Counter[tuple[int, str]] = collections.Counter()
+        # Without headers, 429s are the only word: per token, what each endpoint had admitted
+        # when one came, to tell an endpoint's own limit from the token's.
+        self.evidence = [pacing.EndpointEvidence(config.window_s) for _ in self.labels]
 
     def set_quota(self, quota: int, *, token_index: int | None = None) -> None:
         """A token's known quota per window (every token's when ``token_index`` is None), e.g.
@@ -313,8 +316,44 @@ class Limiter:
                 own.on_response(
                     own_seq, t_recv=now, status=status, headers=None, headers_elsewhere=True
                 )
+        if lease.endpoint:
+            evidence = self.evidence[lease.index]
+            admitted = status not in (0, 429)
+            if evidence.on_answer(lease.endpoint, seq=lease.seq, t_recv=now, admitted=admitted):
+                self._learn_endpoint(lease.index, lease.endpoint, now)
         self._observer.on_budget(lease.label, pacer.budget(now))
         self._wake_head()
+
+    def _learn_endpoint(self, index: int, endpoint: str, now: float) -> pacing.Pacer | None:
+        """(Re)make the pacer of an endpoint whose own limit 429s without headers showed, at
+        the level the evidence holds; None when it holds none (or headers pace it)."""
+        limit = self.evidence[index].limit(endpoint)
+        old = self.endpoint_pacers.get((index, endpoint))
+        if limit is None or (old is not None and old.headers_seen):
+            return old
+        if old is not None and old.config.quota == limit.level:
+            return old
+        config = dataclasses.replace(self.config, quota=limit.level)
+        own = pacing.Pacer(config, now=now)
+        # The server's windows are the token's: no refill probe of its own (it would cost the
+        # endpoint a 429 and a pause to learn what the token's pacer knows or will find out).
+        own.refill = self.pacers[index].refill or "window"
+        # Its log starts with what the endpoint admitted in the window, then what is in flight.
+        for t_recv in self.evidence[index].admitted_times(endpoint, now):
+            own.on_response(own.on_send(t_recv), t_recv=t_recv, status=200, headers=None)
+        for _ in range(self._in_flight[(index, endpoint)]):
+            own.on_send(now)
+        if old is not None:
+            own.paused_until = old.paused_until
+        else:
+            log.info(
+                "%s seems to have a rate limit of its own (%d per window: 429s without rate-limit"
+                " headers showed it); it is paced separately.",
+                endpoint,
+                limit.level,
+            )
+        self.endpoint_pacers[(index, endpoint)] = own
+        return own
 
     def _endpoint_limit(
         self, lease: Lease, headers: pacing.RateHeaders | None, now: float
@@ -354,23 +393,30 @@ class Limiter:
         if lease in self._endpoint_429:
             self._endpoint_429.discard(lease)
             own = self.endpoint_pacers[(lease.index, lease.endpoint)]
-            until = own.on_throttled(
-                now=now, retry_after_s=retry_after_s, jitter_s=jitter_s, with_headers=True
-            )
-            log.warning(
-                "%s was rate limited by its own limit; its requests pause for %.2f seconds.",
-                lease.endpoint,
-                until - now,
-            )
-            self._wake_head()
-            return until
+            return self._pause_endpoint(own, lease, now, retry_after_s, jitter_s)
         pacer = self.pacers[lease.index]
+        blame: pacing.Blame = "token"
+        if not with_headers and lease.endpoint and not pacer.refusal_explained(lease.seq):
+            verdict = self.evidence[lease.index].on_refused(
+                lease.endpoint, seq=lease.seq, now=now, in_flight=pacer.in_flight
+            )
+            for endpoint in verdict.dropped:
+                if self.endpoint_pacers.pop((lease.index, endpoint), None) is not None:
+                    log.info("%s is no longer paced apart: the token's limit it was.", endpoint)
+            blame = verdict.blame
+            if blame != "token":
+                was_paced = (lease.index, lease.endpoint) in self.endpoint_pacers
+                learned = self._learn_endpoint(lease.index, lease.endpoint, now)
+                if learned is not None and was_paced and verdict.established:
+                    # Shown beyond doubt, and paced apart already: pause that endpoint only.
+                    return self._pause_endpoint(learned, lease, now, retry_after_s, jitter_s)
         until = pacer.on_throttled(
             now=now,
             retry_after_s=retry_after_s,
             jitter_s=jitter_s,
             with_headers=with_headers,
             seq=lease.seq,
+            blame=blame,
         )
         if not self._paused[lease.index]:
             self._paused[lease.index] = True
@@ -383,6 +429,25 @@ class Limiter:
             until - now,
             pacer.assumed_quota,
             self.config.window_s,
+        )
+        self._wake_head()
+        return until
+
+    def _pause_endpoint(
+        self, own: pacing.Pacer, lease: Lease, now: float, retry_after_s: float, jitter_s: float
+    ) -> float:
+        """A 429 of an endpoint's own limit: pause that endpoint's requests only."""
+        until = own.on_throttled(
+            now=now,
+            retry_after_s=retry_after_s,
+            jitter_s=jitter_s,
+            with_headers=own.headers_seen,
+            blame="endpoint",
+        )
+        log.warning(
+            "%s was rate limited by its own limit; its requests pause for %.2f seconds.",
+            lease.endpoint,
+            until - now,
         )
         self._wake_head()
         return until

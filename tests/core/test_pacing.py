@@ -457,3 +457,86 @@ def test_a_pacer_told_too_much_is_refused_until_it_is_given_the_known_quota(mode
     assert told_rejected > probe
     assert known_rejected <= probe
     assert span <= 1.15 * ratelimit.optimal_duration(model, 200, 30, 1.0) + 0.05  # type: ignore[arg-type]
+
+
+# --- the token's limit or an endpoint's (no headers) ----------------------------------------
+
+
+def evidence_after(answers: list[tuple[str, float]]) -> pacing.EndpointEvidence:
+    """Evidence with one admitted answer per (endpoint, time), numbered in order."""
+    evidence = pacing.EndpointEvidence(10.0)
+    for seq, (endpoint, t_recv) in enumerate(answers, start=1):
+        evidence.on_answer(endpoint, seq=seq, t_recv=t_recv, admitted=True)
+    return evidence
+
+
+def test_a_refusal_while_the_token_showed_more_room_is_the_endpoints() -> None:
+    evidence = evidence_after([("GET a", 0.0)] * 40 + [("PATCH b", 20.0)] * 5 + [("GET a", 20.0)])
+    verdict = evidence.on_refused("PATCH b", seq=47, now=20.0, in_flight=0)
+    assert verdict == pacing.Verdict(blame="endpoint", endpoint="PATCH b", level=5)
+    # Refused again while the token had room: established (its 429s pause only it).
+    for seq in range(48, 52):
+        evidence.on_answer("PATCH b", seq=seq, t_recv=35.0, admitted=True)
+    again = evidence.on_refused("PATCH b", seq=52, now=35.0, in_flight=0)
+    assert again == pacing.Verdict(blame="endpoint", endpoint="PATCH b", level=4, established=True)
+
+
+def test_a_first_refusal_at_the_tokens_most_is_unsure_a_second_elsewhere_is_the_tokens() -> None:
+    evidence = evidence_after([("GET a", 0.0)] * 30 + [("PUT a", 0.0)] * 20)
+    first = evidence.on_refused("GET a", seq=51, now=0.0, in_flight=0)
+    assert first == pacing.Verdict(blame="unsure", endpoint="GET a", level=30)
+    assert evidence.limit("GET a") is not None
+    second = evidence.on_refused("PUT a", seq=52, now=11.0, in_flight=0)
+    assert second == pacing.Verdict(blame="token", dropped=("GET a",))
+    assert evidence.limit("GET a") is None
+
+
+def test_an_endpoint_refused_below_its_level_while_the_token_is_at_its_most_is_the_tokens() -> None:
+    evidence = evidence_after([("GET a", 0.0)] * 30 + [("PUT a", 0.0)] * 20)
+    evidence.on_refused("GET a", seq=51, now=0.0, in_flight=0)
+    # Long after (the first refusal is forgotten), the token at its 50 again, GET at 20 only.
+    later = evidence
+    t = 400.0
+    for seq in range(60, 110):
+        later.on_answer("GET a" if seq < 80 else "PUT a", seq=seq, t_recv=t, admitted=True)
+    verdict = later.on_refused("GET a", seq=110, now=t, in_flight=0)
+    assert verdict == pacing.Verdict(blame="token", dropped=("GET a",))
+
+
+def test_the_pacer_keeps_its_quota_for_an_endpoint_and_is_careful_when_unsure() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+    for _ in range(40):
+        pacer.on_response(pacer.on_send(0.0), t_recv=0.0, status=200, headers=None)
+    seq = pacer.on_send(0.0)
+    pacer.on_response(seq, t_recv=0.0, status=429, headers=None)
+    until = pacer.on_throttled(
+        now=0.0, retry_after_s=10, jitter_s=0, with_headers=False, seq=seq, blame="endpoint"
+    )
+    assert until == 10.0  # paused all the same
+    assert pacer.assumed_quota == pytest.approx(100)
+    # Unsure: the quota stays; beyond 28 (40 * 0.7) in a window, one request at a time.
+    for _ in range(40):
+        pacer.on_response(pacer.on_send(20.0), t_recv=20.0, status=200, headers=None)
+    seq = pacer.on_send(20.0)
+    pacer.on_response(seq, t_recv=20.0, status=429, headers=None)
+    pacer.on_throttled(
+        now=20.0, retry_after_s=1, jitter_s=0, with_headers=False, seq=seq, blame="unsure"
+    )
+    assert pacer.assumed_quota == pytest.approx(100)
+    for _ in range(28):
+        assert pacer.next_send_at(31.0) == 31.0
+        pacer.on_send(31.0)
+    assert pacer.next_send_at(31.0) is None
+
+
+def test_a_burst_of_refusals_sent_before_the_first_teaches_once() -> None:
+    # Told 100, the server admits 50: 60 requests in flight come back 50 admitted, 10 refused.
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
+    pacer.on_response(pacer.on_send(0.0), t_recv=0.0, status=200, headers=None)
+    seqs = [pacer.on_send(1.0) for _ in range(59)]
+    for seq in seqs[:49]:
+        pacer.on_response(seq, t_recv=1.1, status=200, headers=None)
+    for seq in seqs[49:]:
+        pacer.on_response(seq, t_recv=1.1, status=429, headers=None)
+        pacer.on_throttled(now=1.1, retry_after_s=9, jitter_s=0, with_headers=False, seq=seq)
+    assert pacer.assumed_quota == pytest.approx(50)  # not 50 * 0.7 ** 9

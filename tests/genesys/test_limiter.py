@@ -210,3 +210,119 @@ async def test_an_endpoint_with_a_lower_limit_is_paced_apart_from_the_token() ->
     now = clock()
     lease = await lim.acquire(2, **get)
     assert clock() == now
+
+
+# --- endpoint limits found without headers (429s are the only word) -------------------------
+
+PATCH = {"endpoint": "/api/v2/outbound/campaigns/{campaignId}", "method": "PATCH"}
+GET = {"endpoint": "/api/v2/telephony/providers/edges/trunkbasesettings/{id}", "method": "GET"}
+PUT = {"endpoint": "/api/v2/telephony/providers/edges/trunkbasesettings/{id}", "method": "PUT"}
+PATCH_KEY = (0, "PATCH " + PATCH["endpoint"])
+GET_KEY = (0, "GET " + GET["endpoint"])
+
+
+async def admit(lim: limiter.Limiter, n: int, where: dict[str, str]) -> None:
+    """``n`` requests to ``where``, each answered 200 (no headers) as soon as it is sent."""
+    for _ in range(n):
+        lease = await lim.acquire(2, **where)
+        lim.release(lease, status=200, headers=None)
+
+
+async def refuse(lim: limiter.Limiter, where: dict[str, str], retry_after_s: float = 10) -> float:
+    """One request to ``where`` answered 429 without headers; returns the pause's end."""
+    lease = await lim.acquire(2, **where)
+    lim.release(lease, status=429, headers=None)
+    return lim.throttled(lease, retry_after_s=retry_after_s, jitter_s=0.0, with_headers=False)
+
+
+async def test_a_429_on_one_endpoint_while_the_token_showed_more_room_paces_that_endpoint() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lim.pacers[0].refill = "window"  # the server counts in windows (no refill probe here)
+    await admit(lim, 60, GET)  # the token has admitted 60 in one window
+    clock.t = 1061.0
+    await admit(lim, 5, PATCH)
+    await admit(lim, 3, GET)
+    # The sixth PATCH of this window is refused while the token has admitted only 8 of the
+    # 60 it has shown: the endpoint's own limit, not a lower quota of the token.
+    until = await refuse(lim, PATCH)
+    assert until == pytest.approx(1071.0)  # its first 429: the whole token pauses anyway
+    assert lim.pacers[0].assumed_quota == pytest.approx(100)
+    assert lim.endpoint_pacers[PATCH_KEY].config.quota == 5
+    lease = await lim.acquire(2, **GET)
+    assert clock() == pytest.approx(1071.0)  # other requests go once the pause is over
+    lim.release(lease, status=200, headers=None)
+    lease = await lim.acquire(2, **PATCH)
+    assert clock() >= 1121.0  # the endpoint waits until its 5 of the window have expired
+    lim.release(lease, status=200, headers=None)
+
+
+async def test_an_established_endpoint_limit_pauses_only_that_endpoint() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lim.pacers[0].refill = "window"
+    await admit(lim, 60, GET)
+    clock.t = 1061.0
+    await admit(lim, 5, PATCH)
+    await refuse(lim, PATCH)  # paced apart from now on, at 5 per window
+    clock.t = 1130.0
+    await admit(lim, 2, GET)
+    await admit(lim, 3, PATCH)
+    # Refused again (the server's window is not ours: it had counted more), the token far
+    # from its 60: beyond doubt the endpoint's. Only the endpoint pauses, at a lower level.
+    until = await refuse(lim, PATCH, retry_after_s=20)
+    assert until == pytest.approx(1150.0)
+    assert lim.endpoint_pacers[PATCH_KEY].config.quota == 3
+    assert lim.pacers[0].paused_until < clock()
+    await admit(lim, 1, GET)
+    assert clock() == pytest.approx(1130.0)  # the token goes on at once
+    lease = await lim.acquire(2, **PATCH)
+    assert clock() >= 1150.0  # the endpoint waits for its Retry-After
+    lim.release(lease, status=200, headers=None)
+    assert lim.pacers[0].assumed_quota == pytest.approx(100)
+
+
+async def test_429s_spread_over_endpoints_still_lower_the_token_quota() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lim.pacers[0].refill = "window"
+    await admit(lim, 30, GET)
+    await admit(lim, 20, PUT)
+    # The first 429 cannot tell the token's limit from the GET endpoint's: the token keeps its
+    # quota, the endpoint is paced at its 30, and beyond what the token has now shown, requests
+    # go one at a time, so that a token limit costs one more 429 only.
+    await refuse(lim, GET)
+    assert lim.pacers[0].assumed_quota == pytest.approx(100)
+    assert lim.endpoint_pacers[GET_KEY].config.quota == 30
+    clock.t = 1070.0
+    await admit(lim, 35, PUT)  # (35 = 50 * 0.7: up to there, many at once)
+    first = await lim.acquire(2, **PUT)
+    assert lim.pacers[0].next_send_at(clock()) is None  # the next one waits for its answer
+    lim.release(first, status=200, headers=None)
+    await admit(lim, 14, PUT)
+    # Refused again at 50, on another endpoint: the token's limit after all.
+    await refuse(lim, PUT)
+    assert lim.pacers[0].assumed_quota == pytest.approx(50)
+    assert lim.endpoint_pacers == {}
+
+
+async def test_an_answer_that_overtook_the_refusal_raises_the_endpoint_level() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lim.pacers[0].refill = "window"
+    await admit(lim, 60, GET)
+    clock.t = 1061.0
+    await admit(lim, 4, PATCH)
+    late = await lim.acquire(2, **PATCH)  # the fifth, answered after the sixth's 429
+    await refuse(lim, PATCH)
+    assert lim.endpoint_pacers[PATCH_KEY].config.quota == 4
+    lim.release(late, status=200, headers=None)
+    assert lim.endpoint_pacers[PATCH_KEY].config.quota == 5
+
+
+async def test_a_refused_refill_probe_blames_no_endpoint() -> None:
+    lim, clock, _rec = make(quota=10, window_s=60.0)
+    await admit(lim, 10, GET)  # the sliding log is full: the next request is the refill probe
+    probe = await lim.acquire(2, **PATCH)
+    assert clock() < 1060.0
+    lim.release(probe, status=429, headers=None)
+    lim.throttled(probe, retry_after_s=60, jitter_s=0.0, with_headers=False)
+    assert lim.endpoint_pacers == {}
+    assert lim.pacers[0].refill == "window"
+    assert lim.pacers[0].assumed_quota == pytest.approx(10)
