@@ -5,7 +5,10 @@ persist between cycles: the failover state (saved to the state file at every cha
 does not flap routes) and the schedule snapshot. It refuses to plan before it has a health
 observation. Schedules never gate failover: a group whose staffing data are missing, stale or
 misconfigured keeps its line counts (held) while its routes still follow health; planning line
-counts on an empty or partial snapshot would cut them.
+counts on an empty or partial snapshot would cut them. Nor do the other reads of a reconcile:
+only the route listings are needed for a route write; a campaign or trunk base listing that
+fails holds what it feeds (line counts, call rates) for that pass, and a site whose route
+listing fails is left out while the others are planned.
 
 A notification is a hint (``engine.push``): ``on_trunk_event`` re-reads that one trunk and
 folds it into the same failover state as a poll; ``on_schedule_event`` refreshes that one
@@ -42,6 +45,17 @@ class Outcome:
 
     plan: model.Plan
     report: applier_mod.Report | None  # None for a dry run
+    # Inputs this pass could not read (what → why): what they feed was held, not planned.
+    unread: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class _LineInputs:
+    """What line counts and call rates are planned on, as far as this pass could read it."""
+
+    campaigns: tuple[model.Campaign, ...] | None  # None: the listing could not be read
+    trunk_bases: dict[str, model.TrunkBase]  # empty: no call-rate write this pass
+    unread: dict[str, str]  # what → why
 
 
 class HintHandler(Protocol):
@@ -312,7 +326,7 @@ class Engine:
             return True
         report = outcome.report
         failed = report is not None and (report.failed > 0 or report.skipped_backoff > 0)
-        return failed or bool(outcome.plan.failures) or self.drops_pending
+        return failed or bool(outcome.plan.failures) or self.drops_pending or bool(outcome.unread)
 
     def apply_config(self, cfg: config_mod.Config) -> None:
         """Swap the configuration, between two reconciles: a reload that arrives while one
@@ -420,14 +434,16 @@ class Engine:
             return should_stop() or (not dry_run and self._failover_pending)
 
         try:
-            routes = await self.reader.routes(priority=prio)
-            campaigns = await self.reader.campaigns(priority=prio)
-            if not self._trunk_bases or any(g.call_rate for g in cfg.groups):
-                await self._load_trunk_bases(priority=prio)
+            # The routes are all a failover needs besides health: without them nothing can be
+            # written. A site whose listing fails is left out; the other sites are planned.
+            routes, unread_sites = await self.reader.routes(priority=prio)
         except errors.ApiError:
             self._failover_pending = self._failover_pending or failover
             self.observer.observe_reconcile(time.monotonic() - started, False, wall)
             raise
+        inputs = await self._read_line_inputs(cfg, prio, failover=failover)
+        unread = {f"the outbound routes of site {s}": str(e) for s, e in unread_sites.items()}
+        unread.update(inputs.unread)
         for route in routes:
             self._names.update(_route_names(route))
         snapshot = self.reader.snapshot()
@@ -437,13 +453,20 @@ class Engine:
             schedules=snapshot.schedules,
             activity_codes=snapshot.activity_codes,
             health_states=self.health,
-            trunk_bases=self._trunk_bases.values(),
+            trunk_bases=inputs.trunk_bases.values(),
             routes=routes,
-            campaigns=campaigns,
+            campaigns=inputs.campaigns or (),
             now=int(wall),
-            hold=self._holds(cfg),
+            hold=self._holds(cfg, campaigns_unread=inputs.campaigns is None),
             absent_trunks=self.reader.absent_trunk_bases,
         )
+        if unread:
+            log.warning(
+                "Not read in this reconcile: %s. What was read is planned (routes follow"
+                " health); what the rest feeds is held, and the reconcile is tried again soon.",
+                "; ".join(f"{what} ({why})" for what, why in sorted(unread.items())),
+                extra={"unread": sorted(unread)},
+            )
         plan = self._guard_drops(plan, cfg, confirm, dry_run=dry_run)
         self._report_failures(plan)
         self._observe_plan(plan, snapshot, wall, cfg)
@@ -453,8 +476,8 @@ class Engine:
             await self.store.remember_names(self._names)
             objects = applier_mod.Objects(
                 routes={r.id: r for r in routes},
-                campaigns={c.id: c for c in campaigns},
-                trunk_bases=self._trunk_bases,
+                campaigns={c.id: c for c in inputs.campaigns or ()},
+                trunk_bases=inputs.trunk_bases,
                 names=self._names,
             )
             report = await self.applier.apply(plan, objects, settings=settings, should_stop=stop)
@@ -462,17 +485,23 @@ class Engine:
                 w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
             ):
                 await self._load_trunk_bases()  # versions moved on
-        ok = (report is None or report.failed == 0) and not plan.failures
+        if failover and not dry_run and (unread_sites or inputs.campaigns is None):
+            # Not every write of the failover could be planned (a route of a site not read,
+            # the campaign cut it may drive): it stays pending, so the daemon tries again at
+            # once (daemon._retry_later) and the next pass reads at failover priority. Set
+            # after the writes: pending, it would stop this pass's lower writes.
+            self._failover_pending = True
+        ok = (report is None or report.failed == 0) and not plan.failures and not unread
         self.observer.observe_reconcile(time.monotonic() - started, ok, wall)
         if not dry_run and self._pushed_at is not None and ok:
             # Event → write: from the notification to the end of the writes it led to.
             self.observer.observe_push_reaction(time.monotonic() - self._pushed_at)
             self._pushed_at = None
-        outcome = Outcome(plan=plan, report=report)
+        outcome = Outcome(plan=plan, report=report, unread=tuple(sorted(unread.items())))
         if not dry_run:
             self.last = outcome
             self.reconciles += 1
-            complete = _complete(report) and not plan.failures
+            complete = _complete(report) and not plan.failures and not unread
             self.board.after_reconcile(plan, complete=complete, at=self.clock())
             await self._update_forecast(snapshot, int(self.clock()))
         return outcome
@@ -482,9 +511,44 @@ class Engine:
         """A suspicious drop waits for the re-read of its inputs (reconcile again soon)."""
         return bool(self._pending_drops)
 
-    def _holds(self, cfg: config_mod.Config) -> dict[str, str]:
-        """``_hold_reasons``, said in the log and the metrics."""
+    async def _read_line_inputs(
+        self, cfg: config_mod.Config, prio: int, *, failover: bool
+    ) -> _LineInputs:
+        """The campaigns and the trunk bases: what line counts and call rates are planned on,
+        not what a failover's route write needs. A listing that cannot be read holds what it
+        feeds for this pass (never cut on doubt) instead of failing the whole reconcile. A
+        pass that follows a failover does not read the trunk bases again when it has them
+        (call rates are planned on those; each write's version check guards against a newer
+        one), so only the routes and the campaigns (whose cut a failover may drive) come
+        before its writes."""
+        unread: dict[str, str] = {}
+        campaigns: tuple[model.Campaign, ...] | None
+        try:
+            campaigns = await self.reader.campaigns(priority=prio)
+        except errors.ApiError as exc:
+            campaigns = None
+            unread["the campaign listing"] = str(exc)
+        trunk_bases = self._trunk_bases
+        refresh = any(g.call_rate for g in cfg.groups) and not failover
+        if not trunk_bases or refresh:
+            try:
+                await self._load_trunk_bases(priority=prio)
+                trunk_bases = self._trunk_bases
+            except errors.ApiError as exc:
+                trunk_bases = {}  # no call-rate write on trunk bases this pass did not read
+                unread["the trunk base listing"] = str(exc)
+        return _LineInputs(campaigns=campaigns, trunk_bases=trunk_bases, unread=unread)
+
+    def _holds(self, cfg: config_mod.Config, *, campaigns_unread: bool = False) -> dict[str, str]:
+        """``_hold_reasons``, and with ``campaigns_unread`` every group with campaigns (what
+        they dial now is unknown), said in the log and the metrics."""
         out = self._hold_reasons(cfg)
+        if campaigns_unread:
+            why = "the campaign listing could not be read"
+            for g in cfg.groups:
+                if g.campaigns:
+                    held = out.get(g.name, "line counts held at their current values")
+                    out[g.name] = f"{held}; {why}" if g.name in out else f"{held}: {why}"
         for g in cfg.groups:
             self.observer.set_group_held(g.name, g.name in out)
             if g.name in out:

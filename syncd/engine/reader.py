@@ -368,16 +368,28 @@ class Reader:
         """One trunk instance, re-read because a notification named it."""
         return await self.api.get_trunk(trunk_id, priority=model.Priority.FAILOVER)
 
-    async def routes(self, *, priority: int = model.Priority.STAFFING) -> tuple[model.Route, ...]:
-        """The configured routes, one paged listing per configured site."""
-        wanted = {r.id for g in self.cfg.groups for r in g.routes}
-        sites = sorted({r.site_id for g in self.cfg.groups for r in g.routes})
+    async def routes(
+        self, *, priority: int = model.Priority.STAFFING
+    ) -> tuple[tuple[model.Route, ...], dict[str, errors.ApiError]]:
+        """The configured routes, one paged listing per configured site, and the sites whose
+        listing failed (site id → error). A site that cannot be read is left out, so one
+        site's outage does not keep another site's failover from being written; when no site
+        can be read, the first error is raised."""
+        configured = [r for g in self.cfg.groups for r in g.routes]
+        sites = sorted({r.site_id for r in configured})
         out: list[model.Route] = []
+        failed: dict[str, errors.ApiError] = {}
         for site in sites:
-            out.extend(
-                r for r in await self.api.list_routes(site, priority=priority) if r.id in wanted
-            )
-        return self._found("outbound route", wanted, tuple(out))
+            try:
+                out.extend(await self.api.list_routes(site, priority=priority))
+            except errors.ApiError as exc:
+                failed[site] = exc
+        if failed and len(failed) == len(sites):
+            raise next(iter(failed.values()))
+        # Only the routes of the sites read can be found missing from the org.
+        wanted = {r.id for r in configured if r.site_id not in failed}
+        found = self._found("outbound route", wanted, tuple(r for r in out if r.id in wanted))
+        return found, failed
 
     async def campaigns(
         self, *, priority: int = model.Priority.STAFFING

@@ -11,13 +11,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from syncd import config as config_mod
 from syncd import demo
-from syncd.engine import runner
-from syncd.sim import RunningSim, start_sim
+from syncd.engine import cycle, runner
+from syncd.sim import RunningSim, Sim, start_sim
 
 SCHEDULE_QUERY = (
     "/api/v2/workforcemanagement/businessunits/{businessUnitId}/weeks/{weekId}/schedules/"
@@ -65,3 +66,24 @@ async def sim_and_engine(
             yield running, asm
     finally:
         await running.close()
+
+
+def lines(sim: Sim) -> dict[str, Any]:
+    """Campaign id → its ``outboundLineCount`` in the simulator."""
+    return {cid: c.get("outboundLineCount") for cid, c in sim.org.campaigns.items()}
+
+
+def route_ids(sim: Sim, route_id: str) -> list[str]:
+    """The trunk base ids of a route in the simulator, in order."""
+    return [str(e["id"]) for e in sim.org.routes[route_id]["externalTrunkBases"]]
+
+
+async def converge(engine: cycle.Engine) -> None:
+    """Start the engine and write the demo org into step (it starts out of step)."""
+    await engine.start()
+    first = await engine.run_once(dry_run=False)
+    assert first is not None
+    assert first.plan.writes  # the demo org starts out of step
+    again = await engine.run_once(dry_run=True)
+    assert again is not None
+    assert again.plan.writes == ()

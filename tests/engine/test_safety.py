@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import engine_sim
 import pytest
 from engine_sim import CAMPAIGN, ROUTE, SCHEDULE_QUERY, FakeClock, sim_and_engine
 
@@ -24,7 +25,6 @@ from syncd import errors
 from syncd.core import model
 from syncd.engine import cycle
 from syncd.genesys import api as api_mod
-from syncd.sim import Sim
 
 SITE_001_DEFAULT = "45b830ee-7ef1-408e-89fc-117fba6b1e78"
 ACME_001 = "da598f9f-47b5-4227-a02e-3b5288064455"
@@ -32,22 +32,9 @@ APAC_MU = "125d0553-b5da-4d06-a699-4c077eeb2384"
 WFM = "/api/v2/workforcemanagement/"
 
 
-def _lines(sim: Sim) -> dict[str, Any]:
-    return {cid: c.get("outboundLineCount") for cid, c in sim.org.campaigns.items()}
-
-
-def _route_ids(sim: Sim, route_id: str) -> list[str]:
-    return [str(e["id"]) for e in sim.org.routes[route_id]["externalTrunkBases"]]
-
-
-async def _converge(engine: cycle.Engine) -> None:
-    await engine.start()
-    first = await engine.run_once(dry_run=False)
-    assert first is not None
-    assert first.plan.writes  # the demo org starts out of step
-    again = await engine.run_once(dry_run=True)
-    assert again is not None
-    assert again.plan.writes == ()
+_lines = engine_sim.lines
+_route_ids = engine_sim.route_ids
+_converge = engine_sim.converge
 
 
 def _with_group(cfg: config_mod.Config, index: int, **changes: Any) -> config_mod.Config:
