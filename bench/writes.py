@@ -16,6 +16,10 @@ server really does:
 * ``endpoint-limit``: campaign PATCHes are limited to 100/min on top of the token's 300/min
   (per-endpoint limits exist for some operations); fixed windows.
 
+syncd reads the org's limit from the limits API before the clock starts, as the daemon does at
+start (the simulator states its real per-minute quota there); ``--limits-api refuse`` makes that
+API answer 403, so the quota stays unknown to syncd too.
+
 Clients: ``syncd`` (this package's transport and API), ``genesys-sdk`` (the official Python
 SDK as it ships: urllib3 retries, 4 threads like its connection pool), ``fixed-5s`` (retry
 every 5 s on a 429, scaled like the quota), ``retry-after-each`` (each request sleeps its own
@@ -134,6 +138,8 @@ async def _serve(args: argparse.Namespace) -> int:
                 endpoint_limits=endpoint_limits,
             ),
         )
+        if args.limits_api == "refuse":
+            sim.sim.set_ratelimit(limits_status=403)  # the org's limit stays unknown
         running.append(sim)
         out.append({"key": variant.key, "headers": headers, "slot": slot, "url": sim.base_url})
     print(json.dumps({"servers": out}), flush=True)
@@ -270,6 +276,7 @@ async def _run_workers(
 
 async def run_syncd(sc: Scenario) -> tuple[float, int]:
     from syncd.core import model, pacing
+    from syncd.engine import limits
     from syncd.genesys import api, auth, regions, transport
 
     t = transport.Transport.create(
@@ -280,6 +287,10 @@ async def run_syncd(sc: Scenario) -> tuple[float, int]:
     g = api.GenesysApi(t)
     try:
         await t.pool.sources[0].token()  # log in before the clock starts, like every client
+        # Then what the daemon does at start: read the org's limit, pace by it when lower.
+        await limits.adopt_org_limit(
+            g, t.limiter, configured=sc.args.quota, window_s=sc.args.window
+        )
 
         async def do(item: Item) -> None:
             prio = model.Priority.STAFFING
@@ -789,6 +800,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--load", type=float, default=450.0, help="requests per second of quota run at once"
     )
     p.add_argument("--clients", nargs="+", default=list(CLIENTS), choices=CLIENTS)
+    p.add_argument(
+        "--limits-api",
+        choices=("answer", "refuse"),
+        default="answer",
+        help="whether the org limits API answers (syncd reads it before the clock starts, as"
+        " the daemon does at start) or refuses with 403 (the quota stays unknown to syncd)",
+    )
     return p
 
 
@@ -822,7 +840,12 @@ def main(argv: list[str]) -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
     misses = _check(results)
-    out = {"results": results, "duration_s": round(time.monotonic() - started, 1), "misses": misses}
+    out = {
+        "results": results,
+        "limits_api": args.limits_api,
+        "duration_s": round(time.monotonic() - started, 1),
+        "misses": misses,
+    }
     print(json.dumps(out, indent=None if args.json else 2))
     if misses:
         print("syncd missed a target: " + "; ".join(misses), file=sys.stderr)

@@ -140,6 +140,16 @@ class Campaign:
     raw: bytes = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limit:
+    """One effective limit of the org (the limits API's ``Limit``): e.g. namespace
+    ``platform.api``, key ``client.credentials.token.rate.per.minute``, value 300."""
+
+    namespace: str
+    key: str
+    value: int
+
+
 # --------------------------------------------------------------------------------------------
 # Health state (kept across cycles and restarts)
 # --------------------------------------------------------------------------------------------

@@ -247,8 +247,93 @@ class PacingConfig:
             raise ValueError("failover_reserve_fraction must be in [0, 1)")
 
 
+# --------------------------------------------------------------------------------------------
+# The quota to pace by: configured, or the org's limit read at run time when lower
+# --------------------------------------------------------------------------------------------
+
+# The limits API's namespace and key of the per-token limit syncd's client-credentials tokens
+# spend (docs/genesys-setup.md, "Rate limits").
+LIMITS_NAMESPACE = "platform.api"
+TOKEN_LIMIT_KEY = "client.credentials.token.rate.per.minute"  # noqa: S105 - a limit's name
+
+
+def per_window(per_minute: int, window_s: float) -> int:
+    """A per-minute limit as requests per ``window_s`` seconds (rounded down, at least 1): a
+    time-scaled configuration (quota per 1 s window) paces 3000/min as 50 per window."""
+    return max(1, math.floor(per_minute * window_s / 60.0 + 1e-9))
+
+
+def _rate(quota: int, window_s: float) -> str:
+    if window_s == 60.0:
+        return f"{quota} per minute"
+    return f"{quota} per {window_s:g} s window"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuotaChoice:
+    """The quota a token is paced by, from the configured one and the org's limit as read.
+
+    The configured quota (``rate_limit.requests_per_minute``, per ``window_s``) is the most the
+    operator lets syncd spend — other integrations may share the OAuth client — so the org's
+    limit lowers it but never raises it: a higher limit is only reported."""
+
+    configured: int  # per window_s
+    window_s: float
+    org_per_minute: int | None  # the limits API's value; None: unknown
+    unknown_reason: str = ""  # why the org's limit is unknown
+
+    @property
+    def org(self) -> int | None:
+        """The org's limit per ``window_s`` (None: unknown)."""
+        if self.org_per_minute is None:
+            return None
+        return per_window(self.org_per_minute, self.window_s)
+
+    @property
+    def quota(self) -> int:
+        """What the limiter paces each token by: the lower of configured and org limit."""
+        org = self.org
+        return self.configured if org is None else min(self.configured, org)
+
+    @property
+    def lowered(self) -> bool:
+        return self.quota < self.configured
+
+    def sentence(self) -> str:
+        """One full sentence for the log and ``syncd verify``."""
+        configured = _rate(self.configured, self.window_s)
+        if self.org_per_minute is None:
+            return (
+                f"The org's rate limit per token ({TOKEN_LIMIT_KEY}) is unknown"
+                f" ({self.unknown_reason or 'not read'}); syncd paces each token at the"
+                f" configured {configured}."
+            )
+        org = f"{self.org_per_minute} requests per minute"
+        if self.lowered:
+            return (
+                f"The org's rate limit per token ({TOKEN_LIMIT_KEY}) is {org}, below the"
+                f" configured rate_limit.requests_per_minute ({configured}); syncd paces each"
+                f" token at {_rate(self.quota, self.window_s)}."
+            )
+        if self.org is not None and self.org > self.configured:
+            return (
+                f"The org's rate limit per token ({TOKEN_LIMIT_KEY}) is {org}, above the"
+                f" configured rate_limit.requests_per_minute ({configured}); syncd keeps to the"
+                " configured quota: raise it to spend more."
+            )
+        return (
+            f"The org's rate limit per token ({TOKEN_LIMIT_KEY}) is {org}, the configured"
+            f" {configured}; syncd paces each token at it."
+        )
+
+
 # Who a 429 without headers is blamed on (``EndpointEvidence.on_refused``).
 Blame = Literal["token", "endpoint", "unsure"]
+
+
+# --------------------------------------------------------------------------------------------
+# The sliding log
+# --------------------------------------------------------------------------------------------
 
 
 class SlidingLog:
@@ -506,6 +591,18 @@ class Pacer:
             if by_log is None or probe_at < by_log:
                 return probe_at
         return by_log
+
+    def set_quota(self, quota: int, *, now: float) -> None:
+        """The token's known quota is ``quota`` per window from ``now`` on (the org's limit,
+        read at run time): the assumed quota and the local bucket follow; what the server's
+        headers said stays the server's word."""
+        self._refill_bucket(now)
+        self.config = dataclasses.replace(self.config, quota=quota)
+        self._quota = float(quota)
+        self._bucket = min(self._bucket, self._quota)
+        if not self.headers_seen:
+            self._allowed = quota
+            self._latest_remaining = min(self._latest_remaining, quota)
 
     def on_send(self, now: float) -> int:
         """Record one send; returns its number."""

@@ -147,6 +147,20 @@ class CampaignPatchJson(TypedDict):
     outboundLineCount: int
 
 
+class LimitJson(TypedDict):
+    """``Limit`` (every field optional in the SDK's model; syncd needs key and value)."""
+
+    key: str
+    namespace: NotRequired[str]
+    value: int
+
+
+class LimitsListingJson(TypedDict):
+    """``LimitsEntityListing``: the org's effective (or default) limits of one namespace."""
+
+    entities: list[LimitJson]
+
+
 class ScheduleSearchJson(TypedDict):
     startDate: str
     endDate: str
@@ -332,6 +346,29 @@ def parse_schedule_listing(body: bytes) -> tuple[model.ScheduleRef, ...]:
                 published=_bool(entry, "published", what, False),
                 version=_int(meta, "version", f"{what}.metadata"),
                 date_modified=modified if isinstance(modified, str) else "",
+            )
+        )
+    return tuple(out)
+
+
+def parse_limits(body: bytes, namespace: str) -> tuple[model.Limit, ...]:
+    """A ``LimitsEntityListing`` of ``namespace``: each entry needs a string ``key`` and a
+    non-negative integer ``value``; an entry's ``namespace``, when given, must be a string
+    (absent: the namespace asked for)."""
+    what = f"limits of {namespace}"
+    obj = _obj(_loads(body, what), what)
+    out = []
+    for i, item in enumerate(_list(obj, "entities", what)):
+        here = f"{what}.entities[{i}]"
+        entry = _obj(item, here)
+        value = _int(entry, "value", here)
+        if value < 0:
+            raise WireError(f"{here}.value: expected a limit >= 0, got {value}")
+        out.append(
+            model.Limit(
+                namespace=_str(entry, "namespace", here) if "namespace" in entry else namespace,
+                key=_str(entry, "key", here),
+                value=value,
             )
         )
     return tuple(out)

@@ -78,7 +78,10 @@ class Engine:
         monotonic: Callable[[], float] = time.monotonic,
         on_config: Callable[[config_mod.Config], None] | None = None,
         fence: ports.Fence | None = None,
+        prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
+        """``prepare``: awaited first at ``start`` (the runner reads the org's rate limit)."""
+        self._prepare = prepare
         self.cfg = cfg
         self.fence: ports.Fence = fence or ports.NoFence()
         self.api = api
@@ -138,6 +141,8 @@ class Engine:
         if recover:  # a writer: a dry run beside the daemon leaves its trail alone
             await self._prune_audit(now)
         self.health = await self.store.load_health()
+        if self._prepare is not None:
+            await self._prepare()  # before the first reads, so that they are paced by it
         try:
             await self._load_trunk_bases()
             await self.poll_health()

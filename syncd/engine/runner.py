@@ -22,7 +22,7 @@ import syncd
 from syncd import config as config_mod
 from syncd import errors
 from syncd.core import model, pacing, planner
-from syncd.engine import coordination, cycle, daemon, push, state
+from syncd.engine import coordination, cycle, daemon, limits, push, state
 from syncd.genesys import api as api_mod
 from syncd.genesys import auth, notifications, regions, transport
 from syncd.obs import logs, metrics
@@ -84,14 +84,20 @@ def credentials_of(cfg: config_mod.Config) -> list[auth.Credentials]:
     return out
 
 
-def configure_metrics(m: metrics.Metrics, cfg: config_mod.Config, labels: tuple[str, ...]) -> None:
+def configure_metrics(
+    m: metrics.Metrics,
+    cfg: config_mod.Config,
+    labels: tuple[str, ...],
+    quota: int | None = None,
+) -> None:
+    """``quota``: what the limiter paces each token by (default: the configured quota)."""
     m.configure(
         groups={g.name: [t.metric_label for t in g.trunks] for g in cfg.groups},
         business_units=list(cfg.schedule.business_units),
         tokens=list(labels),
         kinds=[k.value for k in model.WriteKind],
         endpoints=list(ENDPOINTS),
-        quota_per_minute=cfg.rate_limit.requests_per_minute,
+        quota_per_minute=cfg.rate_limit.requests_per_minute if quota is None else quota,
         max_retry_after_s=cfg.rate_limit.max_retry_after_s,
         retry_reasons=transport.RETRY_REASONS,
         channel_reasons=notifications.REASONS,
@@ -142,14 +148,24 @@ async def open_engine(
     if coord is not None:
         coord.set_clients({s.label: s.credentials.client_id for s in tr.pool.sources})
     configure_metrics(m, cfg, labels)
+    api = api_mod.GenesysApi(tr)
     engine = cycle.Engine(
         cfg,
-        api=api_mod.GenesysApi(tr),
+        api=api,
         store=store,
         observer=m,
-        # A reload may add or drop groups and trunks: their label sets follow.
-        on_config=lambda new: configure_metrics(m, new, labels),
+        # A reload may add or drop groups and trunks: their label sets follow. The quota is
+        # the limiter's (``rate_limit`` takes effect at a restart; the org's limit may be lower).
+        on_config=lambda new: configure_metrics(m, new, labels, tr.limiter.config.quota),
         fence=coord,
+        # Before the first reads: pace by the org's limit when it is below the configured one.
+        prepare=lambda: limits.adopt_org_limit(
+            api,
+            tr.limiter,
+            configured=cfg.rate_limit.requests_per_minute,
+            window_s=window_s,
+            on_quota=m.set_api_quota,
+        ),
     )
     m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     channel = None

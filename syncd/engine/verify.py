@@ -6,7 +6,9 @@ credentials; each permission the daemon uses (a read of each endpoint; a write p
 counts as verified only where Genesys documents one permission for the read and the write);
 every configured id exists and is of the expected kind (by key path); each group's trunks
 are on its routes or will be added by its routes' policy; the business units' time zones;
-the rate-limit headers seen. Exit 0 when nothing is a problem, 1 otherwise, 78 when the
+the org's rate limit per token (the limits API; "unverified" with the reason when it cannot be
+read) and the quota syncd will pace by; the rate-limit headers seen. The last line counts the
+API requests verify itself sent. Exit 0 when nothing is a problem, 1 otherwise, 78 when the
 configuration itself is invalid.
 
 It must not write to the org, and it must not plan (the planner does).
@@ -26,8 +28,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from syncd import config as config_mod
 from syncd import errors
-from syncd.core import model
-from syncd.engine import discover, runner
+from syncd.core import model, pacing
+from syncd.engine import discover, limits, runner
 from syncd.genesys import api as api_mod
 from syncd.genesys import regions
 from syncd.obs import logs
@@ -68,6 +70,8 @@ class Check:
 @dataclasses.dataclass(slots=True)
 class Report:
     checks: list[Check] = dataclasses.field(default_factory=list)
+    # The API requests verify sent (every attempt, retries included; logins aside).
+    requests: discover.RequestCount = dataclasses.field(default_factory=discover.RequestCount)
 
     def add(self, verdict: Verdict, subject: str, detail: str) -> None:
         self.checks.append(Check(verdict=verdict, subject=subject, detail=detail))
@@ -286,7 +290,7 @@ async def verify(cfg: config_mod.Config, report: Report) -> None:
     endpoints = regions.Endpoints(api_url=cfg.org.api_base, login_url=cfg.org.login_base)
     for i, cred in enumerate(creds):
         where = "org" if i == 0 else f"org.token_pool[{i - 1}]"
-        async with discover.open_api(endpoints, cred, _no_hook) as api:
+        async with discover.open_api(endpoints, cred, report.requests) as api:
             try:
                 resp = await api.token_info()
             except errors.AuthError as exc:
@@ -311,27 +315,43 @@ async def verify(cfg: config_mod.Config, report: Report) -> None:
                 f" at {regions.host_of(cfg.org.api_base)}",
             )
             if i == 0:
-                seen = {h: resp.headers.get(h) for h in RATE_HEADERS if resp.headers.get(h)}
-                if seen:
-                    report.add(
-                        Verdict.OK,
-                        "rate-limit headers",
-                        ", ".join(
-                            f"{h.removeprefix('inin-ratelimit-')} {v}" for h, v in seen.items()
-                        )
-                        + f" (syncd paces at {cfg.rate_limit.requests_per_minute}/min per token)",
-                    )
-                else:
-                    report.add(
-                        Verdict.UNVERIFIED,
-                        "rate-limit headers",
-                        "none sent; syncd paces by its own count and Retry-After alone",
-                    )
                 try:
+                    quota = await _check_limits(report, cfg, api)
+                    seen = {h: resp.headers.get(h) for h in RATE_HEADERS if resp.headers.get(h)}
+                    if seen:
+                        report.add(
+                            Verdict.OK,
+                            "rate-limit headers",
+                            ", ".join(
+                                f"{h.removeprefix('inin-ratelimit-')} {v}" for h, v in seen.items()
+                            )
+                            + f" (syncd paces at {quota}/min per token)",
+                        )
+                    else:
+                        report.add(
+                            Verdict.UNVERIFIED,
+                            "rate-limit headers",
+                            "none sent; syncd paces by its own count and Retry-After alone",
+                        )
                     await _check_roles(report, cfg, api, cred.client_id)
                     await _check_ids(report, cfg, api)
                 except errors.ApiError as exc:
                     report.add(Verdict.PROBLEM, "reads", f"stopped: {exc}")
+
+
+async def _check_limits(report: Report, cfg: config_mod.Config, api: api_mod.OnboardingApi) -> int:
+    """The org's rate limit per token (docs/genesys-setup.md, "Rate limits"), as the daemon
+    reads it at start; returns the quota per minute syncd will pace each token by."""
+    choice = await limits.read_quota(
+        api, configured=cfg.rate_limit.requests_per_minute, window_s=60.0
+    )
+    known = choice.org_per_minute is not None
+    report.add(
+        Verdict.OK if known else Verdict.UNVERIFIED,
+        f"org rate limit ({pacing.LIMITS_NAMESPACE})",
+        choice.sentence().removesuffix("."),
+    )
+    return choice.quota
 
 
 def granted(permission: str, grants: frozenset[str]) -> bool:
@@ -401,10 +421,6 @@ def _week_start(day: dt.date, start_day: str) -> dt.date:
     return day - dt.timedelta(days=(day.weekday() - first) % 7)
 
 
-def _no_hook(event: object) -> None:
-    del event
-
-
 async def run_verify(
     path: str, *, log_level: str = "INFO", endpoints: runner.Overrides = (None, None)
 ) -> int:
@@ -424,5 +440,8 @@ async def run_verify(
     for check in report.checks:
         print(check.line())
     verdict = "no problems" if not report.problems else f"{report.problems} problem(s)"
-    print(f"syncd verify: {verdict} in {len(report.checks)} check(s)")
+    print(
+        f"syncd verify: {verdict} in {len(report.checks)} check(s),"
+        f" {report.requests.total} API request(s) sent"
+    )
     return EX_PROBLEM if report.problems else EX_OK

@@ -39,6 +39,8 @@ SITE_ROUTE = SITE_ROUTES + "/{outboundRouteId}"
 CAMPAIGNS = "/api/v2/outbound/campaigns"
 CAMPAIGN = CAMPAIGNS + "/{campaignId}"
 
+LIMITS = "/api/v2/organizations/limits/namespaces/{namespaceName}"
+
 ORG_ROUTES = EDGES + "/outboundroutes"
 MU_USERS = WFM + "/managementunits/{managementUnitId}/users"
 OAUTH_CLIENT = "/api/v2/oauth/clients/{clientId}"
@@ -84,6 +86,22 @@ class WriteResult:
 
     request_id: str
     status: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrgLimits:
+    """The org's effective limits of one namespace, or why they are unknown."""
+
+    namespace: str
+    limits: tuple[model.Limit, ...] | None  # None: unknown
+    unknown_reason: str = ""  # why they are unknown (the API's refusal)
+
+    def value(self, key: str) -> int | None:
+        """The limit ``key`` of this namespace; None when unknown or not listed."""
+        for limit in self.limits or ():
+            if limit.key == key and limit.namespace == self.namespace:
+                return limit.value
+        return None
 
 
 class GenesysApiPort(Protocol):
@@ -506,6 +524,28 @@ class GenesysApi:
             priority=priority,
         )
         return WriteResult(request_id=resp.request_id, status=resp.status)
+
+    # --- organization ----------------------------------------------------------------------
+
+    async def namespace_limits(
+        self, namespace: str, *, priority: int = Priority.STAFFING
+    ) -> OrgLimits:
+        """``GET /api/v2/organizations/limits/namespaces/{namespace}``: the org's effective
+        limits there (docs/genesys-setup.md, "Rate limits"). A 403 (the client may not read
+        them) or 404 (not offered) makes them unknown, not an error; a malformed answer is
+        ``MalformedResponse`` naming the entry and field."""
+        try:
+            resp = await self.transport.request(
+                "GET", LIMITS, path={"namespaceName": namespace}, priority=priority
+            )
+        except (errors.AuthError, errors.NotFound) as exc:
+            if exc.status not in (403, 404):
+                raise  # 401: the credentials themselves were refused
+            return OrgLimits(namespace=namespace, limits=None, unknown_reason=str(exc))
+        return OrgLimits(
+            namespace=namespace,
+            limits=_parsed(resp, lambda body: wire.parse_limits(body, namespace)),
+        )
 
     # --- outbound ------------------------------------------------------------------------------
 

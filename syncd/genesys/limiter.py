@@ -146,6 +146,16 @@ class Limiter:
         # when one came, to tell an endpoint's own limit from the token's.
         self.evidence = [pacing.EndpointEvidence(config.window_s) for _ in self.labels]
 
+    def set_quota(self, quota: int, *, token_index: int | None = None) -> None:
+        """A token's known quota per window (every token's when ``token_index`` is None), e.g.
+        the org's limit read at start: its pacer paces by it from now on."""
+        now = self._clock()
+        for index in range(len(self.pacers)) if token_index is None else (token_index,):
+            self.pacers[index].set_quota(quota, now=now)
+        if token_index is None:
+            self.config = dataclasses.replace(self.config, quota=quota)
+        self._wake_head()
+
     @property
     def queue_depth(self) -> int:
         return len(self._queue)

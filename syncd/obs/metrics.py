@@ -221,7 +221,8 @@ class Metrics:
         )
         self.api_quota = Gauge(
             "syncd_api_quota_requests_per_minute",
-            "Configured request quota per token (requests per minute).",
+            "Request quota per token the limiter paces by (requests per minute): the configured"
+            " one, or the org's limit read from the limits API at start when that is lower.",
             ["token"],
             registry=r,
         )
@@ -644,6 +645,12 @@ class Metrics:
             self.channel_opens.labels(reason)
         self.api_retry_after_max.set(max_retry_after_s)
         self._quota = quota_per_minute
+
+    def set_api_quota(self, quota_per_minute: float) -> None:
+        """The quota each token is paced by changed (the org's limit, read at start)."""
+        self._quota = quota_per_minute
+        for token in self._tokens:
+            self.api_quota.labels(token).set(quota_per_minute)
 
     # ------------------------------------------------------------------ HTTP client observers
     def on_request(self, event: Any) -> None:

@@ -159,7 +159,7 @@ async def release_hold(request: web.Request) -> web.StreamResponse:
 
 async def set_ratelimit(request: web.Request) -> web.StreamResponse:
     body = await _body(request)
-    unknown = set(body) - {"model", "quota", "window_s", "headers"}
+    unknown = set(body) - {"model", "quota", "window_s", "headers", "limits_status"}
     if unknown:
         raise SimError(400, f"unknown settings {sorted(unknown)}")
     window = body.get("window_s")
@@ -173,6 +173,7 @@ async def set_ratelimit(request: web.Request) -> web.StreamResponse:
         quota=_opt_int(body, "quota"),
         window_s=float(window) if window is not None else None,
         headers=headers,
+        limits_status=_opt_int(body, "limits_status"),
     )
     return json_response(result)
 

@@ -10,6 +10,7 @@ not check tokens or rate limits (the middleware does) and must not import the re
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import orjson
@@ -48,6 +49,11 @@ METABASES = (
     ("external_sip_pcv_byoc_pbx.json", "Generic BYOC PBX", "EXTERNAL_BYOC_PBX"),
 )
 PLATFORM_LIMITS = ("client.credentials.token.rate.per.minute", "token.rate.per.minute")
+# What the limits API answers when the control API refuses it (the swagger's 403/404 texts).
+LIMITS_REFUSALS = {
+    403: (403, "not.authorized", "You are not authorized to perform the requested action."),
+    404: (404, "not.found", "The requested resource was not found."),
+}
 
 
 def _template() -> JSON:
@@ -719,12 +725,20 @@ LIMIT_NAMESPACES = frozenset(
 )  # fmt: skip
 
 
+def per_minute(quota: int, window_s: float) -> int:
+    """A quota per ``window_s`` as the limits API states it: requests per (real) minute. A
+    time-scaled simulator (50 per 1 s) really admits 3000 a minute, and says so."""
+    return max(1, math.floor(quota * 60.0 / window_s + 1e-9))
+
+
 def _limits(sim: Sim, namespace: str, defaults: bool) -> JSON:
     if namespace not in LIMIT_NAMESPACES:
         raise not_found("limits namespace", namespace)
+    if sim.rate.limits_status != 200:
+        raise ApiError(*LIMITS_REFUSALS[sim.rate.limits_status])
     if namespace != "platform.api":
         return {"entities": []}
-    quota = 300 if defaults else sim.rate.quota
+    quota = 300 if defaults else per_minute(sim.rate.quota, sim.rate.window_s)
     values = {
         PLATFORM_LIMITS[0]: quota,
         PLATFORM_LIMITS[1]: quota,

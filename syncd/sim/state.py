@@ -86,6 +86,9 @@ class RateSettings:
     quota: int
     window_s: float
     headers: bool
+    # What the org limits API answers: 200 (the limits), or 403/404 (an org that does not let
+    # this client read them, or does not offer them).
+    limits_status: int = 200
 
 
 @dataclass(slots=True)
@@ -233,6 +236,7 @@ class Sim:
         quota: int | None = None,
         window_s: float | None = None,
         headers: bool | None = None,
+        limits_status: int | None = None,
     ) -> JSON:
         """Change the rate-limit settings; every token starts a fresh limiter."""
         if model is not None and model not in RATE_MODELS:
@@ -241,6 +245,8 @@ class Sim:
             raise SimError(400, "quota must be >= 1")
         if window_s is not None and window_s <= 0:
             raise SimError(400, "window_s must be > 0")
+        if limits_status not in (None, 200, 403, 404):
+            raise SimError(400, "limits_status must be 200, 403 or 404")
         if model is not None:
             self.rate.model = model  # narrowed by the RATE_MODELS check above
         if quota is not None:
@@ -249,6 +255,8 @@ class Sim:
             self.rate.window_s = window_s
         if headers is not None:
             self.rate.headers = headers
+        if limits_status is not None:
+            self.rate.limits_status = limits_status
         self.budgets = None
         return self.ratelimit_json()
 
@@ -258,6 +266,7 @@ class Sim:
             "quota": self.rate.quota,
             "window_s": self.rate.window_s,
             "headers": self.rate.headers,
+            "limits_status": self.rate.limits_status,
         }
 
     # --- counters and log ---------------------------------------------------------------

@@ -3,6 +3,7 @@ against the simulator's server models (pure state machines as well)."""
 
 from __future__ import annotations
 
+import functools
 import heapq
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -162,11 +163,23 @@ def test_sliding_log_never_exceeds_its_limit_in_any_window(gaps: list[float], li
 
 
 def drive(
-    model: str, *, n: int, quota: int, window: float, headers: bool, latency: float, workers: int
+    model: str,
+    *,
+    n: int,
+    quota: int,
+    window: float,
+    headers: bool,
+    latency: float,
+    workers: int,
+    told: int | None = None,
+    known: int | None = None,
 ) -> tuple[int, float]:
-    """Send n requests through a Pacer to a server model; (429s, makespan)."""
+    """Send n requests through a Pacer to a server model; (429s, makespan). The pacer is told
+    ``told`` (default: the server's quota), then ``known`` by ``set_quota`` when given."""
     server = ratelimit.make_model(model, quota, window)  # type: ignore[arg-type]
-    pacer = pacing.Pacer(pacing.PacingConfig(quota=quota, window_s=window), now=0.0)
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=told or quota, window_s=window), now=0.0)
+    if known is not None:
+        pacer.set_quota(known, now=0.0)
     now = 0.0
     done = 0
     rejected = 0
@@ -375,6 +388,75 @@ def test_sharing_a_spent_window_waits_for_its_earliest_promised_reset_a_window_a
     # one is left to it, and this window ends at the last one's end plus the window (2.01),
     # not at this late answer's 1.3 + 1.
     assert pacer.next_send_at(1.3, keep_reserve=True) == pytest.approx(2.01)
+
+
+# --- the quota to pace by: configured, or the org's limit when lower --------------------------
+
+
+@pytest.mark.parametrize(
+    ("per_minute", "window_s", "expected"),
+    [(300, 60.0, 300), (180, 60.0, 180), (5400, 1.0, 90), (3000, 1.0, 50), (9000, 0.5, 75),
+     (90000, 0.1, 150), (59, 1.0, 1), (0, 60.0, 1), (301, 30.0, 150)],
+)  # fmt: skip
+def test_a_per_minute_limit_as_requests_per_window(
+    per_minute: int, window_s: float, expected: int
+) -> None:
+    assert pacing.per_window(per_minute, window_s) == expected
+
+
+def test_the_org_limit_lowers_the_configured_quota_and_says_so() -> None:
+    choice = pacing.QuotaChoice(configured=300, window_s=60.0, org_per_minute=180)
+    assert (choice.quota, choice.org, choice.lowered) == (180, 180, True)
+    assert choice.sentence() == (
+        "The org's rate limit per token (client.credentials.token.rate.per.minute) is 180"
+        " requests per minute, below the configured rate_limit.requests_per_minute (300 per"
+        " minute); syncd paces each token at 180 per minute."
+    )
+    # Time-scaled (the demo and benchmarks: 150 per 1 s window stands for 300/min).
+    scaled = pacing.QuotaChoice(configured=150, window_s=1.0, org_per_minute=5400)
+    assert (scaled.quota, scaled.lowered) == (90, True)
+    assert "syncd paces each token at 90 per 1 s window" in scaled.sentence()
+
+
+def test_a_higher_org_limit_never_raises_the_quota_but_is_reported() -> None:
+    choice = pacing.QuotaChoice(configured=300, window_s=60.0, org_per_minute=600)
+    assert (choice.quota, choice.lowered) == (300, False)
+    assert choice.sentence() == (
+        "The org's rate limit per token (client.credentials.token.rate.per.minute) is 600"
+        " requests per minute, above the configured rate_limit.requests_per_minute (300 per"
+        " minute); syncd keeps to the configured quota: raise it to spend more."
+    )
+    same = pacing.QuotaChoice(configured=300, window_s=60.0, org_per_minute=300)
+    assert (same.quota, same.lowered) == (300, False)
+    assert same.sentence().endswith("is 300 requests per minute, the configured 300 per minute;"
+                                    " syncd paces each token at it.")  # fmt: skip
+
+
+def test_an_unknown_org_limit_keeps_the_configured_quota_and_says_why() -> None:
+    choice = pacing.QuotaChoice(
+        configured=300, window_s=60.0, org_per_minute=None, unknown_reason="HTTP 403"
+    )
+    assert (choice.quota, choice.org, choice.lowered) == (300, None, False)
+    assert choice.sentence() == (
+        "The org's rate limit per token (client.credentials.token.rate.per.minute) is unknown"
+        " (HTTP 403); syncd paces each token at the configured 300 per minute."
+    )
+
+
+@pytest.mark.parametrize("model", ["fixed-window", "token-bucket", "counts-rejected"])
+def test_a_pacer_told_too_much_is_refused_until_it_is_given_the_known_quota(model: str) -> None:
+    """The pacer is told 50 per window, the server allows 30, no headers: set_quota(30) spares
+    the 429 that learning the lower quota costs (a fixed window still refuses the refill probe)."""
+    run = functools.partial(
+        drive, model, n=200, quota=30, window=1.0, headers=False, latency=0.002, workers=8,
+        told=50,
+    )  # fmt: skip
+    told_rejected, _ = run()
+    known_rejected, span = run(known=30)
+    probe = 0 if model == "token-bucket" else 1
+    assert told_rejected > probe
+    assert known_rejected <= probe
+    assert span <= 1.15 * ratelimit.optimal_duration(model, 200, 30, 1.0) + 0.05  # type: ignore[arg-type]
 
 
 # --- the token's limit or an endpoint's (no headers) ----------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 import pytest
 
-from syncd.core import wire
+from syncd.core import model, wire
 
 
 def activity(start: str, minutes: int, code: str = "q") -> dict[str, Any]:
@@ -288,3 +288,60 @@ def test_request_bodies() -> None:
         "userIds": ["u1"],
     }
     assert orjson.loads(wire.render_schedule_query("mu")) == {"managementUnitId": "mu"}
+
+
+# --- org limits (LimitsEntityListing) -------------------------------------------------------
+
+
+def test_limits_are_parsed_from_the_sdk_listing_shape() -> None:
+    body = orjson.dumps(
+        {
+            "entities": [
+                {
+                    "key": "client.credentials.token.rate.per.minute",
+                    "namespace": "platform.api",
+                    "value": 180,
+                },
+                {"key": "org.app.user.rate.per.minute", "value": 3000},  # namespace left out
+            ]
+        }
+    )
+    assert wire.parse_limits(body, "platform.api") == (
+        model.Limit(
+            namespace="platform.api", key="client.credentials.token.rate.per.minute", value=180
+        ),
+        model.Limit(namespace="platform.api", key="org.app.user.rate.per.minute", value=3000),
+    )
+    assert wire.parse_limits(b'{"entities": []}', "outbound") == ()
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"[]", r"^limits of platform\.api: expected an object, got list$"),
+        (b"{}", r"^limits of platform\.api\.entities: expected an array, got nothing$"),
+        (b'{"entities": [1]}', r"^limits of platform\.api\.entities\[0\]: expected an object"),
+        (
+            b'{"entities": [{"key": "a", "value": 1}, {"key": "b", "value": "300"}]}',
+            r"^limits of platform\.api\.entities\[1\]\.value: expected an integer, got str$",
+        ),
+        (
+            b'{"entities": [{"value": 300}]}',
+            r"^limits of platform\.api\.entities\[0\]\.key: expected a string, got nothing$",
+        ),
+        (
+            b'{"entities": [{"key": "a", "value": -1}]}',
+            r"^limits of platform\.api\.entities\[0\]\.value: expected a limit >= 0, got -1$",
+        ),
+        (
+            b'{"entities": [{"key": "a", "namespace": 7, "value": 1}]}',
+            r"^limits of platform\.api\.entities\[0\]\.namespace: expected a string, got int$",
+        ),
+        (b'{"entities": [', r"^limits of platform\.api: body is not JSON"),
+    ],
+    ids=["array", "no-entities", "entity-not-object", "value-str", "no-key", "negative",
+         "namespace-int", "not-json"],
+)  # fmt: skip
+def test_a_malformed_limits_listing_names_the_entry_and_field(body: bytes, where: str) -> None:
+    with pytest.raises(wire.WireError, match=where):
+        wire.parse_limits(body, "platform.api")

@@ -44,6 +44,15 @@ def api_requests(sim: RunningSim) -> int:
     return sum(1 for e in sim.sim.log if e.route.startswith("/api/v2/"))
 
 
+def demo_toml(tmp_path: Path) -> Path:
+    """config/demo.toml with its state file under ``tmp_path``."""
+    cfg = tmp_path / "demo.toml"
+    cfg.write_text(
+        DEMO.read_text().replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "s.db"))
+    )
+    return cfg
+
+
 @pytest.fixture
 async def small() -> AsyncIterator[RunningSim]:
     running = await start_sim(org="small", seed=1)
@@ -200,10 +209,7 @@ async def test_discovered_config_plans_nothing_destructive(
 async def test_once_and_verify_point_demo_toml_at_a_simulator_on_another_port(
     small: RunningSim, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(
-        DEMO.read_text().replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "s.db"))
-    )
+    cfg = demo_toml(tmp_path)
     assert f":{small.port}" not in cfg.read_text()
     urls = ("--api-url", small.base_url)
     code, out, err = await syncd("once", "-c", str(cfg), "--dry-run", *urls)
@@ -222,10 +228,7 @@ async def test_once_and_verify_point_demo_toml_at_a_simulator_on_another_port(
 async def test_verify_reads_the_write_permissions_from_the_clients_roles(
     small: RunningSim, tmp_path: Path
 ) -> None:
-    cfg = tmp_path / "demo.toml"
-    cfg.write_text(
-        DEMO.read_text().replace("/tmp/syncd-demo/state.sqlite3", str(tmp_path / "s.db"))
-    )
+    cfg = demo_toml(tmp_path)
     everything = small.sim.client_permissions("demo-client")
     # The role lacks the campaign write: a problem, named with what to do.
     small.sim.set_permissions(
@@ -287,3 +290,37 @@ async def test_discover_says_what_is_missing(tmp_path: Path) -> None:
     )
     assert code == 78
     assert "environment variable SYNCD_CLIENT_SECRET is not set" in err
+
+
+async def test_verify_reports_the_orgs_rate_limit_and_its_own_request_count(
+    small: RunningSim, tmp_path: Path
+) -> None:
+    cfg = demo_toml(tmp_path)
+    small.sim.set_ratelimit(quota=180)  # the org's limit, below the configured 300
+    before = api_requests(small)
+    code, out, err = await syncd("verify", "-c", str(cfg), "--api-url", small.base_url)
+    assert code == 0, out + err
+    spent = api_requests(small) - before  # the simulator's own count
+    assert re.fullmatch(
+        rf"syncd verify: no problems in \d+ check\(s\), {spent} API request\(s\) sent",
+        out.splitlines()[-1],
+    ), out
+    assert (
+        "ok         org rate limit (platform.api): The org's rate limit per token"
+        " (client.credentials.token.rate.per.minute) is 180 requests per minute, below the"
+        " configured rate_limit.requests_per_minute (300 per minute); syncd paces each token at"
+        " 180 per minute\n"
+    ) in out
+    assert "rate-limit headers: allowed 180, count 1, reset 60 (syncd paces at 180/min" in out
+    # An org that does not let the client read its limits: unverified (with the reason), not
+    # a problem.
+    small.sim.set_ratelimit(limits_status=403)
+    code, out, err = await syncd("verify", "-c", str(cfg), "--api-url", small.base_url)
+    assert code == 0, out + err
+    assert (
+        "unverified org rate limit (platform.api): The org's rate limit per token"
+        " (client.credentials.token.rate.per.minute) is unknown (GET"
+        " /api/v2/organizations/limits/namespaces/{namespaceName} answered 403: You are not"
+        " authorized to perform the requested action.); syncd paces each token at the configured"
+        " 300 per minute\n"
+    ) in out

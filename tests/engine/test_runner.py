@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,48 @@ async def test_a_sighup_during_start_up_is_not_fatal(tmp_path: Path) -> None:
         assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+async def test_the_daemon_paces_by_the_orgs_lower_limit_read_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from syncd.genesys import api
+
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        running.sim.set_ratelimit(quota=180)  # the org's limit: 180 a minute, 300 configured
+        assert asm.cfg.rate_limit.requests_per_minute == 300
+        with caplog.at_level(logging.WARNING, logger="syncd.engine.limits"):
+            await asm.engine.start()
+        assert asm.engine.waiting_for() is None  # the first health read went through
+        assert asm.transport.limiter.config.quota == 180
+        assert [p.config.quota for p in asm.transport.limiter.pacers] == [180]
+        # Read before anything else, so that every other read is paced by it.
+        first = next(e for e in running.sim.log if e.route.startswith("/api/v2/"))
+        assert (first.route, first.status) == (api.LIMITS, 200)
+        assert 'syncd_api_quota_requests_per_minute{token="pool-0"} 180.0' in (
+            asm.metrics.render().decode()
+        )
+        assert asm.metrics.api_spend()["tokens"][0]["quota_per_minute"] == 180
+        assert [r.getMessage() for r in caplog.records if r.name == "syncd.engine.limits"] == [
+            "The org's rate limit per token (client.credentials.token.rate.per.minute) is 180"
+            " requests per minute, below the configured rate_limit.requests_per_minute (300 per"
+            " minute); syncd paces each token at 180 per minute."
+        ]
+        # A reload re-initialises the metrics: the gauge keeps what the limiter paces by.
+        asm.engine.apply_config(asm.cfg.model_copy(update={"groups": asm.cfg.groups[:1]}))
+        assert 'syncd_api_quota_requests_per_minute{token="pool-0"} 180.0' in (
+            asm.metrics.render().decode()
+        )
+
+
+async def test_the_daemon_starts_when_the_org_limit_cannot_be_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        running.sim.set_ratelimit(quota=180, limits_status=403)
+        await asm.engine.start()
+        assert asm.engine.waiting_for() is None
+        assert asm.transport.limiter.config.quota == 300  # unknown: the configured quota
+        assert 'syncd_api_quota_requests_per_minute{token="pool-0"} 300.0' in (
+            asm.metrics.render().decode()
+        )

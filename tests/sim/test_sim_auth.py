@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 from sim_helpers import Client, FakeClock, W, basic, options
 
 from syncd.sim import start_sim
@@ -96,13 +97,41 @@ async def test_tokens_me_names_the_client(client: Client, state: dict[str, Any])
 
 
 async def test_limits_namespace_reports_the_quota(client: Client, running: Any) -> None:
-    running.sim.set_ratelimit(quota=50, window_s=1.0)
     body = await client.get("/api/v2/organizations/limits/namespaces/platform.api")
     values = {e["key"]: e["value"] for e in body["entities"]}
-    assert values["client.credentials.token.rate.per.minute"] == 50
+    assert values["client.credentials.token.rate.per.minute"] == 300
+    # The key says "per minute": a time-scaled quota (50 per 1 s window) is 3000 a minute.
+    running.sim.set_ratelimit(quota=50, window_s=1.0)
+    body = await client.get("/api/v2/organizations/limits/namespaces/platform.api")
+    assert body == {
+        "entities": [
+            {"key": key, "namespace": "platform.api", "value": value}
+            for key, value in (
+                ("client.credentials.token.rate.per.minute", 3000),
+                ("token.rate.per.minute", 3000),
+                ("org.app.user.rate.per.minute", 3000),
+            )
+        ]
+    }
+    running.sim.set_ratelimit(quota=45, window_s=0.5)
+    body = await client.get("/api/v2/organizations/limits/namespaces/platform.api")
+    assert body["entities"][0]["value"] == 5400
     body = await client.get("/api/v2/organizations/limits/namespaces/platform.api/defaults")
     assert {e["key"]: e["value"] for e in body["entities"]}[
         "client.credentials.token.rate.per.minute"
     ] == 300
     status, _, _ = await client.call("GET", "/api/v2/organizations/limits/namespaces/no.such")
     assert status == 404
+
+
+@pytest.mark.parametrize(("status", "code"), [(403, "not.authorized"), (404, "not.found")])
+async def test_the_limits_api_can_be_refused(
+    client: Client, running: Any, status: int, code: str
+) -> None:
+    """An org that does not let the client read its limits (or does not offer them)."""
+    assert (await client.control("POST", "ratelimit", {"limits_status": status}))[0] == 200
+    for path in ("platform.api", "platform.api/defaults"):
+        got, body, _ = await client.call("GET", f"/api/v2/organizations/limits/namespaces/{path}")
+        assert (got, body["code"]) == (status, code)
+    assert (await client.control("POST", "ratelimit", {"limits_status": 200}))[0] == 200
+    assert (await client.get("/api/v2/organizations/limits/namespaces/platform.api"))["entities"]

@@ -194,6 +194,7 @@ async def test_ratelimit_settings_at_runtime(client: Client) -> None:
         "quota": 50,
         "window_s": 1.0,
         "headers": True,
+        "limits_status": 200,
     }
     _, _, headers = await client.call("GET", f"{W}/businessunits")
     assert headers["inin-ratelimit-allowed"] == "50"
