@@ -495,9 +495,8 @@ class Pacer:
             self._new_window(carry=self._log.in_flight)
 
     def _new_window(self, *, carry: int) -> None:
-        # Its pace over the window just ended, if our answers saw at least half of it (its
-        # first moments alone may be a burst), else the last window's that showed one.
-        # Its pace in the window just ended, if our answers saw it over half of it.
+        # The other consumer's pace in the window just ended, if our answers saw it over half
+        # of it; else the last window's that showed one stays.
         seen, span = self._foreign_seen()
         if span >= self.config.window_s / 2:
             self._foreign_prev_rate = seen / span
