@@ -786,10 +786,11 @@ class Pacer:
         # may go up (a refilling server shows its refill).
         pending = self._log.in_flight
         # The sliding log is a safe fallback only while it accounts for everything the server
-        # counted (not after a restart, nor when another process shares the token: requests
-        # of ours still uncounted can hide someone else's in the count, so any spending
-        # beyond ours seen in this window rules it out).
-        self._log_explains = headers.count <= self._log.used(t_recv) and self._foreign_now == 0
+        # counted (not after a restart, nor when another process shares the token). Our
+        # requests still in flight may not be counted yet, so only answered ones explain the
+        # count: otherwise they could hide someone else's spending in it.
+        answered = self._log.used(t_recv) - self._log.in_flight
+        self._log_explains = headers.count <= answered and self._foreign_now == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))

@@ -489,6 +489,22 @@ def test_requests_in_flight_cannot_hide_another_consumer_from_the_sliding_log() 
     assert when >= 1.01
 
 
+def test_a_count_ahead_of_our_answered_requests_is_not_explained_by_the_log() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    sent = [pacer.on_send(0.0) for _ in range(9)]
+    # Someone else spent one: 7 answers count 2..8, two of ours still on their way. The count
+    # never exceeds our sends, so nothing shows who the extra one was: two of ours not yet
+    # counted, or one of them and one of someone else's.
+    for count, seq in enumerate(sent[:7], start=2):
+        pacer.on_response(seq, t_recv=0.01, status=200, headers=pacing.RateHeaders(count, 10, 1))
+    # By the headers nothing is left (10 - 8, less the 2 in flight); the sliding log of our
+    # own requests (9 in the last second) would vouch for a 10th, which the server refuses.
+    when = pacer.next_send_at(0.02)
+    assert when is not None
+    assert when >= 1.01
+
+
 def _answerer(pacer: pacing.Pacer) -> Callable[..., None]:
     def answer(t_send: float, t_recv: float, *, count: int, allowed: int = 100) -> None:
         seq = pacer.on_send(t_send)
