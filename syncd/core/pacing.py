@@ -4,8 +4,10 @@ Role: the pure state machines behind ``syncd.genesys.limiter``: parsing ``Retry-
 ``inin-ratelimit-*`` headers, a sliding-window send log (the safe pace when the server says
 nothing), header-driven pacing (spend what the server says remains, keep a small reserve that
 is spent at the configured rate, wait for the reset when it is gone), the pause after a 429,
-AIMD adaptation of the assumed quota, full-jitter backoff and gRPC-style retry budgets (one per
-class of work, so routine failures cannot spend a failover's retries).
+AIMD adaptation of the assumed quota, the evidence that blames a 429 without headers on the
+token or on an endpoint's own limit (``EndpointEvidence``), full-jitter backoff and
+gRPC-style retry budgets (one per class of work, so routine failures cannot spend a failover's
+retries).
 
 It must not read a clock, sleep, draw random numbers or do I/O: every instant (``now``, in
 seconds of some monotonic clock) and every random draw (``rand`` in [0, 1)) is a parameter, so
@@ -837,14 +839,16 @@ class EndpointEvidence:
     A refusal is the token's or an endpoint's; the answers cannot say. The evidence can:
 
     * refusals spread over endpoints (another one was refused lately): the token's limit;
-    * the token has admitted more in a window than now (beyond the requests in flight and a
-      little slack): not the token's — the refused endpoint's, at what it admitted now;
     * an endpoint refused below the level it was refused at before, while the token is at the
-      most it has shown: the token's;
-    * otherwise (the first refusal, say) it cannot tell: "unsure" — the endpoint is paced at
-      what it admitted, and the token, quota kept, goes one request at a time beyond what it
-      admitted. An endpoint limit it was then costs nothing more; a token limit costs one more
-      429 — on another endpoint, or on this one below its level — which settles it.
+      most it has shown in a window: the token's;
+    * an endpoint refused again at about that level while the token has admitted less than it
+      has shown (beyond the requests in flight and a little slack): the endpoint's own limit,
+      established — its 429s pause only it;
+    * otherwise (an endpoint's first refusal, say) it cannot tell: "unsure" — the endpoint is
+      paced at what it admitted, and the token, quota kept, goes one request at a time beyond
+      part of what it admitted. An endpoint limit it was then costs nothing more; a token
+      limit costs one more 429 — on another endpoint, or on this one below its level — which
+      settles it.
 
     Time is a parameter, like everything in this module.
     """
@@ -921,22 +925,25 @@ class EndpointEvidence:
         if elsewhere or admitted == 0 or (full and limit is not None and admitted < limit.level):
             return Verdict(blame="token", dropped=self._drop({*elsewhere, endpoint}))
         if limit is None:
+            # A first refusal: the endpoint's at what it admitted, or the token's, landing here.
             self._limits[endpoint] = EndpointLimit(
                 level=admitted, token_at=token, refused_seq=seq, refused_at=now
             )
-            return Verdict(
-                blame="unsure" if full else "endpoint", endpoint=endpoint, level=admitted
+            return Verdict(blame="unsure", endpoint=endpoint, level=admitted)
+        if not full and admitted + self.slack >= limit.level:
+            # Refused again at about its level while the token had shown more room: the
+            # endpoint's own limit, below the level it was paced at when refused there (a
+            # window not aligned with the server's overstated it).
+            level = max(1, min(admitted, limit.level - 1))
+            self._limits[endpoint] = EndpointLimit(
+                level=level, token_at=token, refused_seq=seq, refused_at=now, established=True
             )
-        if full:
-            # At its level again, and the token at its most: still cannot tell.
-            return Verdict(blame="unsure", endpoint=endpoint, level=limit.level)
-        # The token had room: the endpoint's own limit, below the level it was paced at (which
-        # a window not aligned with the server's overstated) when refused there.
-        level = min(admitted, limit.level - 1) if admitted >= limit.level else admitted
-        self._limits[endpoint] = EndpointLimit(
-            level=max(1, level), token_at=token, refused_seq=seq, refused_at=now, established=True
-        )
-        return Verdict(blame="endpoint", endpoint=endpoint, level=max(1, level), established=True)
+            return Verdict(blame="endpoint", endpoint=endpoint, level=level, established=True)
+        # At its level with the token at its most, or well below it with the token short of
+        # its most (a budget someone else spends too): still cannot tell.
+        level = min(admitted, limit.level)
+        self._limits[endpoint] = dataclasses.replace(limit, level=level)
+        return Verdict(blame="unsure", endpoint=endpoint, level=level)
 
     def _established(self, endpoint: str) -> bool:
         limit = self._limits.get(endpoint)

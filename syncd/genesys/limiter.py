@@ -6,8 +6,10 @@ failover priority leaves a small reserve of each window unspent (``failover_rese
 failover request finds room even while a backlog drains; the slot goes to the token of the
 pool that can send earliest (fewest requests in flight on a tie). Only the head of the queue
 watches the clock and the pacers; the others sleep until they become the head, one woken at a
-time. The arithmetic — header-driven pacing, the sliding log, the 429 pause, AIMD — lives in
-the pure ``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
+time. An endpoint with a limit of its own (found from its headers, or from 429s without them)
+gets a pacer of its own, which its requests pass as well. The arithmetic — header-driven
+pacing, the sliding log, the 429 pause, AIMD, whom a 429 is blamed on — lives in the pure
+``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
 
 It must not perform HTTP, translate errors or know about credentials; it must not let a
 request wait longer than the configured maximum Retry-After without failing it clearly.
@@ -407,7 +409,7 @@ class Limiter:
             if blame != "token":
                 was_paced = (lease.index, lease.endpoint) in self.endpoint_pacers
                 learned = self._learn_endpoint(lease.index, lease.endpoint, now)
-                if learned is not None and was_paced and verdict.established:
+                if learned is not None and was_paced and blame == "endpoint":
                     # Shown beyond doubt, and paced apart already: pause that endpoint only.
                     return self._pause_endpoint(learned, lease, now, retry_after_s, jitter_s)
         until = pacer.on_throttled(

@@ -11,6 +11,7 @@ from conftest import FakeClock, Recorder
 from syncd import errors
 from syncd.core import model, pacing
 from syncd.genesys import limiter
+from syncd.sim import ratelimit
 
 
 def make(
@@ -326,3 +327,61 @@ async def test_a_refused_refill_probe_blames_no_endpoint() -> None:
     assert lim.endpoint_pacers == {}
     assert lim.pacers[0].refill == "window"
     assert lim.pacers[0].assumed_quota == pytest.approx(10)
+
+
+async def drain(
+    lim: limiter.Limiter, clock: FakeClock, server: ratelimit.Budgets, backlog: list[dict[str, str]]
+) -> tuple[int, float]:
+    """Send the backlog one request at a time to the simulator's rate limits (no headers, no
+    latency), each refused one again after its pause; (429s, makespan)."""
+    refused = 0
+    start = clock()
+    for where in backlog:
+        while True:
+            lease = await lim.acquire(2, **where)
+            decision = server.hit(
+                clock(), token="t", client_id="c", method=where["method"], route=where["endpoint"]
+            )
+            if decision.admitted:
+                lim.release(lease, status=200, headers=None)
+                break
+            refused += 1
+            lim.release(lease, status=429, headers=None)
+            lim.throttled(
+                lease, retry_after_s=decision.retry_after, jitter_s=0.0, with_headers=False
+            )
+    return refused, clock() - start
+
+
+# 120 campaign PATCHes among 80 GET/PUTs, evenly mixed (as in the write benchmark).
+MIXED = [PATCH if i % 5 in (0, 2, 4) else (GET if i % 5 == 1 else PUT) for i in range(200)]
+
+
+async def test_without_headers_an_endpoint_limit_is_learned_and_the_token_keeps_its_quota() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    server = ratelimit.Budgets(
+        "fixed-window", 100, 60.0, endpoint_limits=(("PATCH", "/api/v2/outbound/campaigns", 20),)
+    )
+    refused, span = await drain(lim, clock, server, MIXED)
+    # 120 PATCHes at 20 per window: 6 windows, the last one starting 300 s after the first.
+    assert refused <= 2
+    assert span <= 1.15 * 300.0
+    assert lim.pacers[0].assumed_quota == pytest.approx(100)
+    assert lim.endpoint_pacers[PATCH_KEY].config.quota == 20
+
+
+async def test_without_headers_a_wrong_endpoint_guess_costs_at_most_one_429_more() -> None:
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    server = ratelimit.Budgets("fixed-window", 40, 60.0)
+    refused, span = await drain(lim, clock, server, MIXED)
+    # 200 requests at 40 per window: 5 windows, the last one starting 240 s after the first.
+    # On this even mix the first 429 cannot tell the token's limit from the endpoint it landed
+    # on; pacing that endpoint at its share holds the token at its limit as well.
+    assert refused <= 2
+    assert span <= 1.15 * 240.0
+    # Another mix shows it: one more 429, on another endpoint, teaches the token's quota.
+    others = [GET if i % 2 else PUT for i in range(120)]
+    more, _span = await drain(lim, clock, server, others)
+    assert refused + more <= 3  # (the third: the refill probe, once the log is full)
+    assert lim.pacers[0].assumed_quota == pytest.approx(40)
+    assert lim.endpoint_pacers == {}
