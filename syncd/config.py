@@ -135,8 +135,10 @@ class Org(_Model):
 class RateLimit(_Model):
     requests_per_minute: PositiveInt = 300
     max_retry_after_s: PositiveInt = 60
-    # Retries may add at most this fraction of the first tries (a retry budget, not a count).
-    retry_budget: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.2
+    # Retries may add at most this fraction of the first tries (a retry budget, not a count;
+    # one per class of work, docs/client.md). 0 was accepted here and then refused by the
+    # transport at start-up: a budget that never refills is not one.
+    retry_budget: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.2
     max_attempts: PositiveInt = 5
     timeout_s: Annotated[float, Field(gt=0, strict=True)] = 30.0
 

@@ -127,6 +127,13 @@ def test_a_bad_listen_address_is_named_in_words(listen: str, expected: str) -> N
     assert "pattern" not in problem  # no raw regular expression
 
 
+def test_a_retry_budget_of_zero_is_refused_by_name() -> None:
+    # The transport cannot build a budget that never refills: check-config says so, not a
+    # ValueError at start-up.
+    (problem,) = _problems(GOOD + "\n[rate_limit]\nretry_budget = 0.0\n")
+    assert problem.startswith("rate_limit.retry_budget: must be > 0")
+
+
 @pytest.mark.parametrize("listen", ["localhost:9464", "[::1]:9464", "0.0.0.0:65535"])
 def test_good_listen_addresses_pass(listen: str) -> None:
     cfg = config.parse(GOOD + f'\n[metrics]\nlisten = "{listen}"\n')

@@ -390,9 +390,15 @@ async def run_once(
     if isinstance(outcome, str):
         print(f"syncd once: {outcome}", file=sys.stderr)
         return EX_FAILURE
+    # An input that could not be read held what it feeds: the plan is partial, and says so.
+    for what, why in outcome.unread:
+        print(
+            f"syncd once: {what} could not be read; what it feeds is held: {why}", file=sys.stderr
+        )
+    partial = EX_FAILURE if outcome.unread else EX_OK
     if as_json:
         sys.stdout.buffer.write(orjson.dumps(planner.plan_json(outcome.plan, problems)) + b"\n")
-        return EX_OK
+        return partial
     print(planner.format_plan(outcome.plan, names=names, wide=wide))
     for problem in problems:
         print(f"problem: {problem}")
@@ -404,5 +410,5 @@ async def run_once(
             f"applied {r.applied}, failed {r.failed}, superseded {r.superseded}, "
             f"conflicts {r.conflicts} in {time.time() - started:.1f} s"
         )
-        return EX_OK if r.failed == 0 else EX_FAILURE
-    return EX_OK
+        return partial if r.failed == 0 else EX_FAILURE
+    return partial

@@ -247,7 +247,14 @@ def test_faults_keep_it_running_and_it_converges_when_they_stop(setup: Setup) ->
         {
             k: v
             for k, v in m.items()
-            if k.startswith(("syncd_retries_total", "syncd_writes_total", "syncd_version_conf"))
+            if k.startswith(
+                (
+                    "syncd_retries_total",
+                    "syncd_retry_budget_exhausted",
+                    "syncd_writes_total",
+                    "syncd_version_conf",
+                )
+            )
             and v
         },
     )

@@ -151,7 +151,12 @@ async def test_one_failed_write_is_reported_the_rest_go_on_and_it_backs_off(
         assert first.report is not None
         assert first.report.failed == 1
         assert first.report.applied == len(first.plan.writes) - 1
-        assert patches() == 4  # all four campaigns were tried; one answered 503
+        # Every campaign the plan writes was tried (how many differ depends on the hour's
+        # staffing: 4 at some hours, 3 at others); one answered 503.
+        tried = sum(1 for w in first.plan.writes if w.kind is model.WriteKind.CAMPAIGN_LINES)
+        assert tried >= 2
+        assert CAMPAIGN_001 in {w.object_id for w in first.plan.writes}
+        assert patches() == tried
         assert sim.count(route=CAMPAIGN, method="PATCH", status=503) == 1
         row = next(r for r in (await asm.store.history()) if r.object_id == CAMPAIGN_001)
         assert row.outcome == state.FAILED
@@ -164,20 +169,20 @@ async def test_one_failed_write_is_reported_the_rest_go_on_and_it_backs_off(
         assert second.report is not None
         assert [w.object_id for w in second.plan.writes] == [CAMPAIGN_001]
         assert second.report.skipped_backoff == 1
-        assert patches() == 4
+        assert patches() == tried
         # ... after it, it is (and fails again: the backoff doubles to 10 s).
         clock.advance(2.0)
         third = await engine.run_once(dry_run=False)
         assert third is not None
         assert third.report is not None
         assert third.report.failed == 1
-        assert patches() == 5
+        assert patches() == tried + 1
         clock.advance(9.0)
         fourth = await engine.run_once(dry_run=False)
         assert fourth is not None
         assert fourth.report is not None
         assert fourth.report.skipped_backoff == 1
-        assert patches() == 5
+        assert patches() == tried + 1
         # The fault is gone and the backoff over: it lands, and the plan is empty after.
         sim.clear_faults()
         clock.advance(2.0)

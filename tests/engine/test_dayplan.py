@@ -137,6 +137,27 @@ async def test_readers_beside_the_daemon_never_write_its_state_file(
         await running.close()
 
 
+async def test_once_with_an_unreadable_campaign_listing_prints_the_plan_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The routes are planned (a failover would be written), the line counts held; a script
+    # running `syncd once` learns from the exit code and stderr that the pass was partial.
+    monkeypatch.setenv("SYNCD_CLIENT_SECRET", "demo-secret")
+    running = await start_sim(org="small", seed=1)
+    try:
+        path = _config_file(running, tmp_path)
+        running.sim.set_faults(
+            {"error_5xx_rate": 1.0, "routes": ["/api/v2/outbound/campaigns"], "methods": ["GET"]}
+        )
+        assert await runner.run_once(str(path), dry_run=True, as_json=True) == 1
+        out, err = capsys.readouterr()
+        plan = orjson.loads(out)
+        assert {h["group"] for h in plan["held"]} == {"apac", "americas"}
+        assert "the campaign listing could not be read; what it feeds is held" in err
+    finally:
+        await running.close()
+
+
 async def test_plan_with_a_bad_configuration_exits_78(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
