@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import math
+import textwrap
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -646,13 +647,26 @@ def format_plan(
     else:
         lines.append("no writes")
     for h in plan.held:
-        lines.append(f"held: group {h.group}: {h.reason}")
-        lines.extend("  " + row for row in _table(h.writes, names, wide=wide) if h.writes)
+        held = f"held: group {h.group}: {h.reason}"
+        if wide:
+            lines.append(held)
+        else:
+            lines.extend(textwrap.wrap(held, table.TERMINAL_WIDTH, subsequent_indent="  "))
+        indent = "  "
+        lines.extend(
+            indent + row
+            for row in _table(h.writes, names, wide=wide, width=table.TERMINAL_WIDTH - len(indent))
+            if h.writes
+        )
     return "\n".join(lines)
 
 
 def _table(
-    writes: Sequence[model.Write], names: Mapping[str, str], *, wide: bool = False
+    writes: Sequence[model.Write],
+    names: Mapping[str, str],
+    *,
+    wide: bool = False,
+    width: int = table.TERMINAL_WIDTH,
 ) -> list[str]:
     """Objects by name, 100 columns; ``wide``: every cell whole, the field and the id added
     (the kind, campaign_lines or route_order, already says which field)."""
@@ -669,7 +683,7 @@ def _table(
     header: tuple[str, ...] = ("priority", "object", "current → desired", "reason")
     if wide:
         header += ("field", "object id")
-    return table.render(header, rows, width=None if wide else table.TERMINAL_WIDTH, keep=(0,))
+    return table.render(header, rows, width=None if wide else width, keep=(0,))
 
 
 def _json_value(value: model.WriteValue) -> object:

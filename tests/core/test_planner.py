@@ -723,6 +723,21 @@ def test_a_suspicious_drop_is_held_until_a_re_read_confirms_it(
         assert other.held
 
 
+def test_a_held_drop_fits_100_columns_too() -> None:
+    # A group named at length, its held writes indented under the reason: every line of the
+    # plain table still fits (the reason wraps, the indented table gives up its indent).
+    plan = simple_world(agents_a=3).plan()
+    guarded, _ = planner.guard_drops(plan, max_drop_share=0.5, confirmed={})
+    long_group = "A" * 40
+    guarded = dataclasses.replace(
+        guarded, held=tuple(dataclasses.replace(h, group=long_group) for h in guarded.held)
+    )
+    long_names = {c: f"Campaign {c} of the long-named outbound programme" for c in ("c-A1", "c-A2")}
+    text = planner.format_plan(guarded, names=long_names)
+    assert "held: group " + long_group in text
+    assert all(len(line) <= 100 for line in text.splitlines()), text
+
+
 def test_a_failover_cut_is_never_held() -> None:
     world = simple_world(health={"a1": failed("a1"), "a2": failed("a2")}, caps=(20, 20, 6))
     plan = world.plan()

@@ -364,7 +364,7 @@ async def test_an_unknown_management_unit_is_reported_and_holds_its_groups_lines
 async def test_a_drop_beyond_max_drop_share_waits_for_a_confirming_re_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+    async with sim_and_engine(tmp_path, monkeypatch, max_drop_share=0.5) as (running, asm):
         sim, engine = running.sim, asm.engine
         await _converge(engine)
         apac_campaigns = {c.id for c in engine.cfg.groups[0].campaigns}
