@@ -226,6 +226,17 @@ class PacingConfig:
     # Share of each window's quota that only failover work may spend (at least one slot when
     # the quota has room for it): a failover write never waits behind routine work.
     failover_reserve_fraction: float = 0.02
+    # Sharing a budget (header regime), the last share of each window in which the failover
+    # reserve is spent too when surely spare (a failover arriving then waits at most that
+    # long, for the next window).
+    reserve_release_fraction: float = 0.05
+    # When another consumer shares the budget (header regime): the margin on its expected
+    # spending (this window's pace; another window's), the requests kept for refreshing the
+    # count, and how long (in windows) the prior pace weighs (see ``Pacer._foreign_pace``).
+    shared_margin: float = 0.1
+    shared_margin_prev: float = 0.3
+    shared_refresh: int = 2
+    shared_prior: float = 0.2
 
     @property
     def failover_reserve(self) -> int:
@@ -431,11 +442,18 @@ class Pacer:
         # counted beyond our own sends in its current window, at the window's first answer and
         # now. When it grows, someone else is spending too: pace what remains over the time to
         # the reset instead of spending it at once, so that consumer keeps finding room.
-        self._last_send_at = -math.inf
         self._answered_in_epoch = 0
         self._carry = 0  # our requests in flight when the epoch began: maybe counted in it
         self._foreign_first: int | None = None
         self._foreign_now = 0  # what the server counted beyond our sends, at least
+        self._foreign_seen_at = now  # when ``_foreign_now`` was last observed
+        # Its pace is counted from the first answer a tenth of a window after the start (what
+        # it sent at the start may be a burst: retries of requests the last window refused)
+        # that arrived with none of ours in flight.
+        self._pace_from: tuple[float, int] | None = None  # (when, ``_foreign_now`` then)
+        self._foreign_prev_rate: float | None = None  # its pace over the last window
+        self._sent_after_end = math.inf  # the first send after the window's end (a bound)
+        self._fresh_at = now  # when the freshest answer of the window arrived
         self._shared_until = -math.inf
         self._window_end = math.inf  # earliest reset any answer of this epoch promised
         self._phase_end = math.inf  # the same, before a send beyond the budget cleared it
@@ -477,6 +495,14 @@ class Pacer:
             self._new_window(carry=self._log.in_flight)
 
     def _new_window(self, *, carry: int) -> None:
+        # Its pace over the window just ended, if our answers saw at least half of it (its
+        # first moments alone may be a burst), else the last window's that showed one.
+        # Its pace in the window just ended, if our answers saw it over half of it.
+        seen, span = self._foreign_seen()
+        if span >= self.config.window_s / 2:
+            self._foreign_prev_rate = seen / span
+        self._pace_from = None
+        self._sent_after_end = math.inf
         self._answered_in_epoch = 0
         self._carry = carry
         self._foreign_first = None
@@ -525,28 +551,28 @@ class Pacer:
             limit = min(limit, self._allowed)
         return self.config.failover_reserve_of(limit)
 
+    def _release_at(self) -> float:
+        """When the window's last stretch begins (sharing a budget): from then on the failover
+        reserve is spent too, when it is surely spare (a failover arriving then waits at most
+        that stretch, for the next window). Alone, it is not: the count a burst at the window's
+        start saw is stale by then, and someone not yet seen may have spent those slots."""
+        return self._window_end - self.config.window_s * self.config.reserve_release_fraction
+
     def _next_by_headers(self, now: float, hold: int, *, spread: bool) -> float | None:
+        if spread and self._sharing(now) and self._window_end < math.inf:
+            return self._next_shared(now, hold)
         avail = self.header_available(now) - hold
         if avail > self.config.reserve:
-            if spread and self._sharing(now) and self._window_end < math.inf:
-                # Another consumer spends the same budget: spread what remains evenly over the
-                # time to the reset rather than taking it all at the window's start (work below
-                # failover priority only: a failover write never waits for that).
-                left = self._window_end - now
-                # Leave the other consumer what it will spend until the reset, at its pace in
-                # this window so far (over a tenth of it at least: the start says little).
-                elapsed = max(0.1 * self.config.window_s, self.config.window_s - left)
-                theirs = self._foreign_now * left / elapsed
-                share = avail - theirs
-                if share <= self.config.reserve:
-                    return self._window_end
-                return max(now, self._last_send_at + left / share)
             return now
         if avail > 0:
             # Spend the reserve at the quota's rate: a refilling server answers with room to
             # spare and pacing continues; a fixed window answers "0 left" and we wait below.
             level = self.config.reserve + 1 + self.config.probe_margin + hold
             return self._bucket_ready_at(now, level)
+        return self._when_spent(now, hold)
+
+    def _when_spent(self, now: float, hold: int) -> float | None:
+        """When a request may go once the header budget is spent."""
         # Out of budget: wait for the reset, or for the sliding log (safe under any model of
         # the known quota) when it frees a slot earlier — ``reset`` is rounded up to seconds.
         by_log = (
@@ -562,6 +588,80 @@ class Pacer:
         if self._epoch_end < math.inf:
             return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
         return by_log
+
+    def _foreign_seen(self) -> tuple[float, float]:
+        """What the other consumer sent since its pace is counted, and over how long."""
+        if self._pace_from is None:
+            return 0.0, 0.0
+        since, base = self._pace_from
+        return float(max(0, self._foreign_now - base)), max(0.0, self._foreign_seen_at - since)
+
+    def _foreign_pace(self) -> tuple[float, float]:
+        """The other consumer's expected pace (requests per second) in this window, and the
+        margin to add to it. What our answers showed of this window is weighed against the
+        last window's pace (or, before any, half the budget: a fair share) as if that had been
+        seen for ``shared_prior`` of a window: a few requests early on say little, and the
+        margin shrinks from ``shared_margin_prev`` to ``shared_margin`` as they add up."""
+        window = self.config.window_s
+        prior = self._foreign_prev_rate
+        if prior is None:
+            prior = self._allowed / 2 / window
+        weight = window * self.config.shared_prior
+        seen, elapsed = self._foreign_seen()
+        share = weight / (weight + elapsed)
+        pace = (seen + prior * weight) / (weight + elapsed)
+        margin = self.config.shared_margin + share * (
+            self.config.shared_margin_prev - self.config.shared_margin
+        )
+        return pace, margin
+
+    def _next_shared(self, now: float, hold: int) -> float | None:
+        """Work below failover priority while another consumer spends the same budget.
+
+        What the other consumer will spend until the reset (``_foreign_pace``, with its
+        margin), and what it has spent since our freshest answer at the same pace, is left to
+        it; the rest is taken at once, so the last batch of a backlog goes at the window's
+        start. ``shared_refresh`` requests of that rest are kept: while only the pace without
+        its margin leaves room, they go one at a time once our view of the count is a tenth
+        of the window old, so their answers show its pace in this window and what it leaves
+        comes free before the reset. In the window's last stretch (``_release_at``) the failover
+        reserve and the refresh requests are released."""
+        window = self.config.window_s
+        left = self._window_end - now
+        if left <= 0:
+            # The window has ended (this end is a bound, never early), but no answer shows
+            # the new count yet: one request finds it out (what remains by the old count
+            # says nothing of the new window).
+            return now if self._log.in_flight == 0 else None
+        avail = self.header_available(now)
+        if avail <= 0:
+            return self._when_spent(now, hold)
+        release_at = self._release_at()
+        last_stretch = now >= release_at
+        if last_stretch:
+            hold = 0
+        middle, margin = self._foreign_pace()
+        # What it spent since our freshest answer — in this window: the count restarted.
+        stale = max(0.0, now - max(self._fresh_at, self._window_end - window))
+
+        def spare(rate: float) -> float:
+            return avail - hold - rate * (left + stale)
+
+        # Requests kept for refreshing the count, until the last stretch: then nothing is.
+        refresh = 0 if last_stretch else self.config.shared_refresh
+        if spare(middle * (1.0 + margin)) >= 1 + refresh:
+            return now
+        if spare(middle) >= 1 + refresh / 2:
+            # Probably room, maybe not: one request refreshes the count once our view is a
+            # tenth of the window old (a hundredth in the last stretch).
+            if self._log.in_flight:
+                return None
+            due = self._fresh_at + window / (100 if last_stretch else 10)
+            if not last_stretch:
+                due = min(due, release_at)
+            return max(now, min(due, self._window_end))
+        # Look again when the failover reserve is released, or when the window ends.
+        return self._window_end if last_stretch else release_at
 
     def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":
@@ -618,7 +718,10 @@ class Pacer:
         self._bucket -= 1.0
         self._log.on_send()
         self._seq += 1
-        self._last_send_at = now
+        if self._sharing(now) and now >= self._window_end and self._sent_after_end > self._seq:
+            # Only while sharing, where the server is taken to count in windows (a token
+            # bucket's count does not restart at the promised reset).
+            self._sent_after_end = self._seq
         if self.headers_seen and self.header_available(now) < 0:
             # Sent beyond what remained (at a promised reset): its answer says anew when.
             self._phase_end, self._window_end = self._window_end, math.inf
@@ -665,10 +768,16 @@ class Pacer:
         # A count below one shown for an earlier send: the server's window has reset (or its
         # bucket refilled) since; this answer is the freshest word, even with some in flight.
         reset_seen = seq > self._count_top_seq and headers.count < self._count_top
+        # So has one for a request sent after the window's end (a bound that is never early),
+        # whatever its count: in a window we saw little of, the last count may be as low.
+        reset_seen = reset_seen or seq >= self._sent_after_end
         if reset_seen:
             self._epoch_start = seq
             self._epoch_end = math.inf
             self._new_window(carry=self._log.in_flight)
+            # The server counted this request after the reset, so by this answer at the latest:
+            # the new window ends one window after it at the latest.
+            self._window_end = min(self._window_end, t_recv + self.config.window_s)
         if seq < self._epoch_start:
             return  # sent before the count reset: says nothing about the current window
         self._note_foreign(seq, t_recv=t_recv, headers=headers)
@@ -678,8 +787,10 @@ class Pacer:
         # may go up (a refilling server shows its refill).
         pending = self._log.in_flight
         # The sliding log is a safe fallback only while it accounts for everything the server
-        # counted (not after a restart, nor when another process shares the token).
-        self._log_explains = headers.count <= self._log.used(t_recv)
+        # counted (not after a restart, nor when another process shares the token: requests
+        # of ours still uncounted can hide someone else's in the count, so any spending
+        # beyond ours seen in this window rules it out).
+        self._log_explains = headers.count <= self._log.used(t_recv) and self._foreign_now == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))
@@ -699,12 +810,24 @@ class Pacer:
         ours_at_most = self._seq - self._epoch_start + 1 + self._carry
         ours_at_least = self._answered_in_epoch
         self._foreign_now = max(self._foreign_now, headers.count - ours_at_most)
+        self._foreign_seen_at = self._fresh_at = t_recv
+        start = self._window_end - self.config.window_s
+        if (
+            self._pace_from is None
+            and self._log.in_flight == 0
+            and t_recv >= start + self.config.window_s / 10
+        ):
+            # With none of ours in flight the count shows exactly what it spent so far.
+            self._pace_from = (t_recv, self._foreign_now)
         if self._foreign_first is None:
             # At most this much was someone else's when the window's first answer came (a
             # restart's or another process's earlier spending is a constant, not a consumer).
             self._foreign_first = headers.count - ours_at_least
-        elif headers.count - ours_at_most > self._foreign_first + max(1, headers.allowed // 100):
-            # More than a stray request or two (1 % of the window): a consumer at work.
+        if headers.count - ours_at_most > self._foreign_first:
+            # Spending beyond ours grew within the window (a restart's or another process's
+            # earlier spending is a constant): someone else spends this budget. Even one request
+            # counts: the last slots of a window are then contested, and a 429 would pause
+            # every request for the rest of it.
             self._shared_until = t_recv + 2 * self.config.window_s
 
     def _admitted_in_window(self, now: float) -> int:
