@@ -277,7 +277,7 @@ def per_window(per_minute: int, window_s: float) -> int:
 def _rate(quota: int, window_s: float) -> str:
     if window_s == 60.0:
         return f"{quota} per minute"
-    return f"{quota} per {window_s:g} s window"
+    return f"{quota} per {window_s:g} s window, {round(quota * 60.0 / window_s)} per minute"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

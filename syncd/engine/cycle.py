@@ -489,7 +489,13 @@ class Engine:
             if report.applied and any(
                 w.kind is model.WriteKind.TRUNK_CALL_RATE for w in plan.writes
             ):
-                await self._load_trunk_bases()  # versions moved on
+                try:
+                    await self._load_trunk_bases()  # versions moved on
+                except errors.ApiError as exc:
+                    # The writes are done; a failed re-read only means the next pass reads
+                    # them (an empty cache is read), not that this one failed as a whole.
+                    self._trunk_bases = {}
+                    unread["the trunk base listing"] = str(exc)
         if failover and not dry_run and (unread_sites or inputs.campaigns is None):
             # Not every write of the failover could be planned (a route of a site not read,
             # the campaign cut it may drive): it stays pending, so the daemon tries again at

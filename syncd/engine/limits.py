@@ -2,8 +2,9 @@
 
 Role: read ``platform.api`` from the limits API (``GenesysApi.namespace_limits``), weigh the
 per-token limit against the configured quota (``core.pacing.QuotaChoice``: the lower one wins,
-a higher one is only reported), say so in one log line, and set the limiter's quota. Used by
-the daemon's start (``runner.open_engine``), ``syncd verify`` and the write benchmark.
+a higher one is only reported), say so in one log line, and set the limiter's quota (and the
+replicas' shared budget, ``shared_budget``). Used by the daemon's start (``runner.open_engine``),
+``syncd verify`` and the write benchmark.
 
 A limit that cannot be read is unknown, never a reason to stop: only refused credentials
 (``AuthError`` after the token refresh) propagate, as they would from any other read. It must
@@ -12,11 +13,13 @@ not decide anything else about pacing (``core.pacing`` and the limiter do).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
 from syncd import errors
 from syncd.core import pacing
+from syncd.engine import coordination
 from syncd.genesys import api as api_mod
 from syncd.genesys import limiter as limiter_mod
 
@@ -61,3 +64,20 @@ async def adopt_org_limit(
     if on_quota is not None:
         on_quota(choice.quota)
     return choice
+
+
+def shared_budget(
+    settings: coordination.BudgetSettings, choice: pacing.QuotaChoice, *, burst: int | None
+) -> coordination.BudgetSettings:
+    """The replicas' shared budget (``[coordination] backend = "redis"``) under the org's limit
+    when that is lower: replicas of one OAuth client spend one per-client budget, so it must
+    not admit more than the org allows. ``burst``: the configured ``budget_burst`` (None: a
+    tenth of the quota, as ``Config.shared_burst``)."""
+    if choice.org_per_minute is None:
+        return settings
+    quota = min(settings.quota, pacing.per_window(choice.org_per_minute, settings.window_s))
+    if quota == settings.quota:
+        return settings
+    # The GCRA keeps room for the burst: it stays below the quota minus one.
+    lowered = quota // 10 if burst is None else min(burst, max(0, quota - 2))
+    return dataclasses.replace(settings, quota=quota, burst=lowered)

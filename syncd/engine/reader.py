@@ -9,7 +9,9 @@ Reads spend the same API budget as writes, so this module reads no more than the
   management unit through the schedule's ``agentschedules/query``: inline for small units, or the
   bulk export (``downloadUrl``) for large ones (``mode = auto|poll|export``).
 - Health: one paged listing of EXTERNAL trunks per poll; one trunk when a notification names it.
-- Routes and campaigns: one paged listing each per reconcile, kept to the configured objects.
+- Routes and campaigns: one paged listing each per reconcile (routes: per site), kept to the
+  configured objects. A site whose route listing fails is returned as such, not raised, so the
+  other sites' routes can still be written.
 
 Time zones matter only here, for week boundaries; everything handed on is in UTC epoch seconds.
 It makes no decisions (that is ``core``) and writes nothing.

@@ -159,13 +159,7 @@ async def open_engine(
         on_config=lambda new: configure_metrics(m, new, labels, tr.limiter.config.quota),
         fence=coord,
         # Before the first reads: pace by the org's limit when it is below the configured one.
-        prepare=lambda: limits.adopt_org_limit(
-            api,
-            tr.limiter,
-            configured=cfg.rate_limit.requests_per_minute,
-            window_s=window_s,
-            on_quota=m.set_api_quota,
-        ),
+        prepare=lambda: _adopt_org_limit(cfg, api, tr, coord, m, window_s),
     )
     m.set_status_source(engine.board)  # GET / and /status.json on the metrics listener
     channel = None
@@ -206,6 +200,28 @@ async def open_engine(
             await coord.close()
         await tr.close()
         await store.close()
+
+
+async def _adopt_org_limit(
+    cfg: config_mod.Config,
+    api: api_mod.GenesysApi,
+    tr: transport.Transport,
+    coord: coordination.Coordinator | None,
+    m: metrics.Metrics,
+    window_s: float,
+) -> None:
+    """The org's rate limit, read at start, lowers each token's pace and the shared budget."""
+    choice = await limits.adopt_org_limit(
+        api,
+        tr.limiter,
+        configured=cfg.rate_limit.requests_per_minute,
+        window_s=window_s,
+        on_quota=m.set_api_quota,
+    )
+    if coord is not None:
+        coord.budget = limits.shared_budget(
+            coord.budget, choice, burst=cfg.coordination.budget_burst
+        )
 
 
 EPOCH_KEY = "coordination:epoch"

@@ -561,7 +561,11 @@ def test_the_org_limit_lowers_the_configured_quota_and_says_so() -> None:
     # Time-scaled (the demo and benchmarks: 150 per 1 s window stands for 300/min).
     scaled = pacing.QuotaChoice(configured=150, window_s=1.0, org_per_minute=5400)
     assert (scaled.quota, scaled.lowered) == (90, True)
-    assert "syncd paces each token at 90 per 1 s window" in scaled.sentence()
+    assert scaled.sentence().endswith(
+        "is 5400 requests per minute, below the configured rate_limit.requests_per_minute (150"
+        " per 1 s window, 9000 per minute); syncd paces each token at 90 per 1 s window, 5400"
+        " per minute."
+    )
 
 
 def test_a_higher_org_limit_never_raises_the_quota_but_is_reported() -> None:

@@ -117,6 +117,35 @@ async def test_a_failing_trunk_base_listing_holds_call_rates_and_not_the_reconci
         assert _call_rate(sim, APAC_TRUNK) == seen_rate
 
 
+async def test_a_failing_re_read_after_the_writes_does_not_fail_the_failover_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await converge(engine)
+        sim.set_faults({"error_5xx_rate": 1.0, "routes": [TRUNK_BASE_LISTING], "methods": ["GET"]})
+        await _fail_over(sim, engine, APAC_TRUNK)
+        # The failover moves apac's lines to its other trunks, so the pass writes their call
+        # rates too and then reads the trunk bases again (their versions moved on): that read
+        # fails, the pass does not.
+        outcome = await engine.run_once(dry_run=False)
+        assert outcome is not None
+        assert outcome.report is not None
+        assert outcome.report.failed == 0
+        kinds = {w.kind for w in outcome.plan.writes}
+        assert model.WriteKind.TRUNK_CALL_RATE in kinds
+        assert APAC_TRUNK not in route_ids(sim, SITE_001_DEFAULT)
+        assert [what for what, _ in outcome.unread] == ["the trunk base listing"]
+        # The next pass reads them again, and there is nothing left to do.
+        sim.clear_faults()
+        sim.reset_counters()
+        assert await engine.reconcile(should_stop=lambda: False) is False
+        assert sim.count(route=TRUNK_BASE_LISTING, status=200) >= 1
+        done = await engine.run_once(dry_run=True)
+        assert done is not None
+        assert done.plan.writes == ()
+
+
 async def test_a_site_whose_route_listing_fails_does_not_hold_back_another_sites_failover(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

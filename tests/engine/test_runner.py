@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_sim import sim_and_engine
@@ -84,3 +85,58 @@ async def test_the_daemon_starts_when_the_org_limit_cannot_be_read(
         assert 'syncd_api_quota_requests_per_minute{token="pool-0"} 300.0' in (
             asm.metrics.render().decode()
         )
+
+
+async def test_replicas_share_a_budget_lowered_to_the_orgs_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: Any
+) -> None:
+    from engine_sim import sim_config
+
+    from syncd.engine import runner
+    from syncd.sim import start_sim
+
+    monkeypatch.setenv("SYNCD_CLIENT_SECRET", "demo-secret")
+    running = await start_sim(org="small", seed=1)
+    try:
+        cfg = sim_config(running, tmp_path)
+        cfg = cfg.model_copy(
+            update={
+                "coordination": cfg.coordination.model_copy(
+                    update={"backend": "redis", "url": redis_server.url}
+                )
+            }
+        )
+        running.sim.set_ratelimit(quota=180)
+        async with runner.open_engine(cfg) as asm:
+            assert asm.coordinator is not None
+            before = asm.coordinator.budget
+            assert (before.quota, before.window_s, before.burst) == (300, 60.0, 30)
+            await asm.engine.start()
+            after = asm.coordinator.budget
+            assert (after.quota, after.window_s, after.burst) == (180, 60.0, 18)
+            assert asm.transport.limiter.config.quota == 180
+    finally:
+        await running.close()
+
+
+@pytest.mark.parametrize(
+    ("org_per_minute", "burst", "expected"),
+    [
+        (None, None, (300, 30)),  # unknown: as configured
+        (600, None, (300, 30)),  # higher: never raised
+        (300, None, (300, 30)),
+        (180, None, (180, 18)),  # a tenth of the lowered quota
+        (180, 50, (180, 50)),  # a configured burst that still fits is kept
+        (30, 50, (30, 28)),  # one that no longer fits stays below the quota minus one
+    ],
+)
+def test_the_shared_budget_follows_a_lower_org_limit(
+    org_per_minute: int | None, burst: int | None, expected: tuple[int, int]
+) -> None:
+    from syncd.core import pacing
+    from syncd.engine import coordination, limits
+
+    settings = coordination.BudgetSettings(quota=300, window_s=60.0, burst=30)
+    choice = pacing.QuotaChoice(configured=300, window_s=60.0, org_per_minute=org_per_minute)
+    got = limits.shared_budget(settings, choice, burst=burst)
+    assert (got.quota, got.burst, got.window_s) == (*expected, 60.0)
