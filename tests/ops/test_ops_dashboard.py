@@ -87,6 +87,13 @@ def test_the_dashboard_covers_what_operators_watch() -> None:
         "syncd_trunk_health_unknown_polls",
         "syncd_config_problems",
         "syncd_unexpected_errors_total",
+        # High availability (docs/ha.md): who leads, fencing, the backend, the shared budget.
+        "syncd_leader",
+        "syncd_lease_epoch",
+        "syncd_coordination_up",
+        "syncd_leader_changes_total",
+        "syncd_coordination_errors_total",
+        "syncd_shared_budget_wait_seconds_total",
     ):
         assert metric in text, metric
     assert "time() - max by (instance) (syncd_last_successful_reconcile_timestamp_seconds" in text
