@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import re
@@ -22,6 +23,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
@@ -273,6 +275,13 @@ class DaemonProcess:
                     out[name] = float(value)
         return out
 
+    def metric_families(self) -> set[str]:
+        """The metric names /metrics declares (``# TYPE`` lines), with samples or not."""
+        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            text = resp.read().decode()
+        return {line.split()[2] for line in text.splitlines() if line.startswith("# TYPE ")}
+
     def metric_sum(self, name: str, **labels: str) -> float:
         total = 0.0
         for key, value in self.metrics().items():
@@ -330,3 +339,16 @@ def history(state_path: Path) -> list[tuple[str, str, str]]:
     )
     rows = [json.loads(line) for line in done.stdout.splitlines()]
     return [(r["outcome"], r["kind"], r["object_id"]) for r in rows]
+
+
+def load_grafana_exprs() -> ModuleType:
+    """tests/ops/grafana_exprs.py (the dashboard's expressions), which is not on this path."""
+    path = Path(__file__).resolve().parents[1] / "ops" / "grafana_exprs.py"
+    spec = importlib.util.spec_from_file_location("grafana_exprs", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = sys.modules.get("grafana_exprs") or importlib.util.module_from_spec(spec)
+    if "grafana_exprs" not in sys.modules:
+        sys.modules["grafana_exprs"] = module
+        spec.loader.exec_module(module)
+    return module

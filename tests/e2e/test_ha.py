@@ -25,6 +25,7 @@ from daemon_helpers import (
     SimProcess,
     converged,
     free_port,
+    load_grafana_exprs,
     sim_process,
     start_daemon,
     wait_for,
@@ -286,6 +287,13 @@ def test_a_write_whose_answer_never_came_back_is_attributed_to_its_lease(
     wait_for(lambda: len(cluster.leaders()) == 1, timeout=120, what="one leader")
     wait_for(lambda: converged(cluster.probe), timeout=120, what="the first convergence")
     before = {w["request_id"] for w in cluster.writes()}
+    # Every metric the dashboard's high-availability row reads is on each replica's /metrics.
+    grafana_exprs = load_grafana_exprs()
+    wanted = {m for e in grafana_exprs.ha_exprs() for m in grafana_exprs.metric_names(e.expr)}
+    assert len(wanted) >= 6
+    for replica in cluster.replicas:
+        declared = replica.metric_families()
+        assert wanted <= declared, wanted - declared
 
     # The server applies the next write and its answer never reaches syncd (as when syncd
     # abandons it at the lease's deadline after the server answered): the request log holds

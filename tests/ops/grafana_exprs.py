@@ -54,6 +54,29 @@ def panel_exprs(dashboard: dict[str, Any] | None = None) -> list[PanelExpr]:
     ]
 
 
+HA_ROW = "High availability"
+
+
+def ha_exprs(dashboard: dict[str, Any] | None = None) -> list[PanelExpr]:
+    """The expressions of the panels under the "High availability" row: their metrics exist
+    only with ``[coordination] backend = "redis"`` (tests/e2e/test_ha.py checks them)."""
+    dash = load_dashboard() if dashboard is None else dashboard
+    out: list[PanelExpr] = []
+    under = False
+    for panel in dash["panels"]:
+        if panel.get("type") == "row":
+            under = panel["title"] == HA_ROW
+            continue
+        if under:
+            out.extend(panel_exprs({"panels": [panel]}))
+    return out
+
+
+def metric_names(expr: str) -> set[str]:
+    """The syncd metric names an expression reads."""
+    return set(re.findall(r"\bsyncd_[a-z_]+\b", expr))
+
+
 def substitute(expr: str, values: dict[str, str] | None = None) -> str:
     """``expr`` with Grafana's variables replaced (longest names first: $__rate_interval)."""
     subs = DEFAULT_SUBSTITUTIONS if values is None else values
