@@ -76,6 +76,17 @@ def _expected_lines(env: Env, lines_per_agent: float) -> int:
     return max(2, min(120, math.ceil(fte * lines_per_agent - 1e-9)))
 
 
+def _reload_target(env: Env) -> str:
+    """A lines_per_agent the reload must visibly change apac's lines to, from 1.5: the
+    schedules move with the clock, and at some hours 1.5 and 2.5 both reach the 120-line cap
+    (or the floor of 2), so the value is chosen for the hour the test runs at."""
+    before = _expected_lines(env, 1.5)
+    for candidate in ("2.5", "0.5", "6.0", "0.25", "12.0"):
+        if abs(_expected_lines(env, float(candidate)) - before) > 2:
+            return candidate
+    raise AssertionError(f"no lines_per_agent moves apac's {before} lines at this hour")
+
+
 def _wrapper() -> str:
     """/usr/local/bin/syncd, the path the unit calls: the checkout's CLI on Debian python (the
     harness binds the checkout at CHECKOUT_IN_NS, wherever it was cloned)."""
@@ -115,6 +126,7 @@ class Env:
     sd: Systemd
     sim_url: str
     metrics_port: int
+    reload_lines_per_agent: str = "2.5"  # what the reload test chose (see _reload_target)
 
     def metric(self, name: str, **labels: str) -> float | None:
         """One sample of the daemon's /metrics (None when absent or unreachable)."""
@@ -281,19 +293,22 @@ def test_reload_applies_the_new_configuration(env: Env) -> None:
     before = _expected_lines(env, 1.5)
     assert env.metric("syncd_desired_lines", group="apac") == before
     assert abs(env.apac_lines() - before) <= 2  # within the hysteresis band
-    after = _expected_lines(env, 2.5)
-    assert after > before + 2  # beyond the hysteresis band: the reload must show
-    sd.write(CONFIG_PATH, _config(env.sim_url, env.metrics_port, lines_per_agent="2.5"))
+    target = env.reload_lines_per_agent = _reload_target(env)
+    after = _expected_lines(env, float(target))
+    assert abs(after - before) > 2  # beyond the hysteresis band: the reload must show
+    sd.write(CONFIG_PATH, _config(env.sim_url, env.metrics_port, lines_per_agent=target))
     result = sd.systemctl("reload", "syncd")
     assert result.returncode == 0, result.stderr + sd.journal()[-3000:]
-    # The daemon re-planned with 2.5 lines per agent and wrote the campaigns.
+    # The daemon re-planned with the new lines per agent and wrote the campaigns.
     sd.wait_for(
-        lambda: env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5),
+        lambda: (
+            env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, float(target))
+        ),
         timeout=30,
         what=f"syncd_desired_lines{{group=apac}} {before} -> {after}",
     )
     sd.wait_for(
-        lambda: env.apac_lines() == _expected_lines(env, 2.5),
+        lambda: env.apac_lines() == _expected_lines(env, float(target)),
         timeout=30,
         what="the sim's apac lines in step",
     )
@@ -314,7 +329,10 @@ def test_a_broken_reload_is_refused_and_the_daemon_keeps_running(env: Env) -> No
     pid = sd.show("MainPID")
     good = sd.run("cat", CONFIG_PATH).stdout
     reloads_seen = sum("RELOADING=1" in n for n in _notifications(sd))
-    sd.write(CONFIG_PATH, good.replace("lines_per_agent = 2.5", "lines_per_agent = -1"))
+    reloaded = env.reload_lines_per_agent
+    broken = good.replace(f"lines_per_agent = {reloaded}", "lines_per_agent = -1")
+    assert broken != good
+    sd.write(CONFIG_PATH, broken)
     try:
         result = sd.systemctl("reload", "syncd")
         assert result.returncode != 0
@@ -324,7 +342,9 @@ def test_a_broken_reload_is_refused_and_the_daemon_keeps_running(env: Env) -> No
         assert sd.show("ActiveState") == "active"
         assert sd.show("MainPID") == pid
         assert env.metric("syncd_config_last_reload_successful") == 1
-        assert env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5)
+        assert env.metric("syncd_desired_lines", group="apac") == _expected_lines(
+            env, float(reloaded)
+        )
     finally:
         sd.write(CONFIG_PATH, good)
 
@@ -345,7 +365,10 @@ def test_a_stalled_daemon_is_restarted_by_the_watchdog(env: Env) -> None:
     assert "Watchdog timeout" in sd.journal()
     # The restarted daemon is back in business on the same state.
     sd.wait_for(
-        lambda: env.metric("syncd_desired_lines", group="apac") == _expected_lines(env, 2.5),
+        lambda: (
+            env.metric("syncd_desired_lines", group="apac")
+            == _expected_lines(env, float(env.reload_lines_per_agent))
+        ),
         timeout=30,
         what="the restarted daemon's metrics",
     )
