@@ -620,11 +620,14 @@ class Pacer:
         What the other consumer will spend until the reset (``_foreign_pace``, with its
         margin), and what it has spent since our freshest answer at the same pace, is left to
         it; the rest is taken at once, so the last batch of a backlog goes at the window's
-        start. ``shared_refresh`` requests of that rest are kept: while only the pace without
-        its margin leaves room, they go one at a time once our view of the count is a tenth
-        of the window old, so their answers show its pace in this window and what it leaves
-        comes free before the reset. In the window's last stretch (``_release_at``) the failover
-        reserve and the refresh requests are released."""
+        start. The failover reserve overlaps that margin (both are kept from routine work), and
+        ``shared_refresh`` requests of the rest are kept for refreshing the count. While what
+        the count leaves exceeds its expected spending less the margin (or while its pace in
+        this window is not known yet), one request at a time goes once our view of the count
+        is a tenth of the window old: the answers show its pace in this window, and what it
+        leaves is taken before the reset. In the window's last stretch (``_release_at``) the
+        failover reserve and the refresh requests are released, and the view is refreshed a
+        hundredth of a window apart."""
         window = self.config.window_s
         left = self._window_end - now
         if left <= 0:
@@ -640,27 +643,37 @@ class Pacer:
         if last_stretch:
             hold = 0
         middle, margin = self._foreign_pace()
-        # What it spent since our freshest answer — in this window: the count restarted.
-        stale = max(0.0, now - max(self._fresh_at, self._window_end - window))
-
-        def spare(rate: float) -> float:
-            return avail - hold - rate * (left + stale)
-
+        # What it spent since our freshest answer (in this window: the count restarted), at
+        # its pace with the margin: a request sent now is counted now, so an underestimate
+        # of this part is a 429 of ours; of the rest of the window, it is one of its own.
+        since = (
+            middle * (1.0 + margin) * max(0.0, now - max(self._fresh_at, self._window_end - window))
+        )
+        ahead = middle * left
         # Requests kept for refreshing the count, until the last stretch: then nothing is.
         refresh = 0 if last_stretch else self.config.shared_refresh
-        if spare(middle * (1.0 + margin)) >= 1 + refresh:
+        # The margin on its pace ahead and the failover reserve are both kept from routine
+        # work, and either may serve the other's need: a failover takes from the margin first.
+        if avail - since - ahead - max(hold, middle * margin * left) >= 1 + refresh:
             return now
-        if spare(middle) >= 1 + refresh / 2:
-            # Probably room, maybe not: one request refreshes the count once our view is a
-            # tenth of the window old (a hundredth in the last stretch).
-            if self._log.in_flight:
-                return None
-            due = self._fresh_at + window / (100 if last_stretch else 10)
-            if not last_stretch:
-                due = min(due, release_at)
-            return max(now, min(due, self._window_end))
-        # Look again when the failover reserve is released, or when the window ends.
-        return self._window_end if last_stretch else release_at
+        if self._log.in_flight:
+            return None  # its answer refreshes the count
+        # Room by its pace less the margin: maybe it leaves some. While its pace in this window
+        # is not known yet, the count alone says so (room for this request and one more, which
+        # its answer may show spare). One request refreshes the count once our view is a tenth
+        # of the window old (a hundredth in the last stretch), so that what it leaves is taken
+        # before the reset and our view is never old when the window ends.
+        if self._foreign_seen()[1] >= window * self.config.shared_prior:
+            room = avail - since - hold - middle * (1.0 - margin) * left
+        else:
+            room = avail - since - hold - 1
+        if room < 1:
+            # Look again when the failover reserve is released, or when the window ends.
+            return self._window_end if last_stretch else release_at
+        due = self._fresh_at + window / (100 if last_stretch else 10)
+        if not last_stretch:
+            due = min(due, release_at)
+        return max(now, min(due, self._window_end))
 
     def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":

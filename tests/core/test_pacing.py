@@ -421,9 +421,10 @@ def test_sharing_a_budget_neither_consumer_is_refused_once_the_other_shows(
     # when it starts after our first burst), and its retries of those refusals spill into the
     # next; from then on it finds all it asks for.
     assert {k: v for k, v in refused.items() if k >= 3} == {}
-    # Within a window of the optimum that leaves it everything (the reserve for failovers and
-    # a margin on its pace cost a few requests a window; the optimum has none to spare).
-    assert span <= optimal + 1.0 + 0.05
+    # The goal with headers: within 5 % of the optimum that leaves it everything. That
+    # optimum has 7 requests to spare in all, so a window that ends with a few of its slots
+    # unused (a stale count, the failover reserve, the margin on its pace) costs a window more.
+    assert span <= 1.05 * optimal
 
 
 def test_another_consumer_is_left_a_fair_share_until_its_pace_is_known() -> None:
