@@ -455,6 +455,9 @@ class Pacer:
         self._sent_after_end = math.inf  # the first send after the window's end (a bound)
         self._fresh_at = now  # when the freshest answer of the window arrived
         self._shared_until = -math.inf
+        # No window has ended since the first answer: whatever the count holds beyond our
+        # sends may be another consumer's first requests, not yet a constant from the past.
+        self._first_window = True
         self._window_end = math.inf  # earliest reset any answer of this epoch promised
         self._phase_end = math.inf  # the same, before a send beyond the budget cleared it
         self._count_top = 0
@@ -495,12 +498,17 @@ class Pacer:
             self._new_window(carry=self._log.in_flight)
 
     def _new_window(self, *, carry: int) -> None:
-        # The other consumer's pace in the window just ended, if our answers saw it over half
-        # of it; else the last window's that showed one stays.
+        # The other consumer's pace in the window just ended: what our answers saw of it over
+        # half of it or more; over less, its estimate there (that, weighed against the prior),
+        # which is fresher than an older window's pace: a rising pace is then not met with the
+        # pace of a window it has since outgrown.
         seen, span = self._foreign_seen()
         if span >= self.config.window_s / 2:
             self._foreign_prev_rate = seen / span
+        elif self._pace_from is not None:
+            self._foreign_prev_rate = self._foreign_pace()[0]
         self._pace_from = None
+        self._first_window = False
         self._sent_after_end = math.inf
         self._answered_in_epoch = 0
         self._carry = carry
@@ -836,9 +844,12 @@ class Pacer:
             # At most this much was someone else's when the window's first answer came (a
             # restart's or another process's earlier spending is a constant, not a consumer).
             self._foreign_first = headers.count - ours_at_least
-        if headers.count - ours_at_most > self._foreign_first:
+        if headers.count - ours_at_most > self._foreign_first or (
+            self._first_window and headers.count > ours_at_most
+        ):
             # Spending beyond ours grew within the window (a restart's or another process's
-            # earlier spending is a constant): someone else spends this budget. Even one request
+            # earlier spending is a constant), or showed in the first window, which has no past
+            # to be a constant of: someone else spends this budget. Even one request
             # counts: the last slots of a window are then contested, and a 429 would pause
             # every request for the rest of it.
             self._shared_until = t_recv + 2 * self.config.window_s
