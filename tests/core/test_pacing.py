@@ -468,7 +468,7 @@ def test_a_burst_at_the_window_start_is_not_taken_for_the_other_consumers_pace()
     for i in range(1, 9):
         t = 1.1 + 0.05 * i
         answer(t, t + 0.001, count=33 + i + i)  # ours and its one in each step
-    pace, margin = pacer._foreign_pace()
+    pace, margin = pacer.other.pace(100)
     # Counted from the first answer a tenth of the window in (1.151): its 7 requests in the
     # 0.35 s after (not the 30 at the start: 300/s), weighed against half the budget's pace
     # (50/s: no earlier window showed one) as if seen for 0.2 s.
