@@ -403,21 +403,22 @@ class ForeignSpend:
     """
 
     __slots__ = (
-        "_answered",
         "_carry",
         "_config",
         "_first",
         "_first_window",
         "_pace_from",
         "_prev_rate",
+        "_probe_until",
         "_shared_until",
+        "answered",
         "at_least",
         "seen_at",
     )
 
     def __init__(self, config: PacingConfig, *, now: float) -> None:
         self._config = config  # its window and shared_* knobs (set_quota changes neither)
-        self._answered = 0  # our answers in this window
+        self.answered = 0  # our answers in this window
         self._carry = 0  # our requests in flight when the window began: maybe counted in it
         self._first: int | None = None  # beyond ours at the window's first answer, at most
         self.at_least = 0  # what the server counted beyond our sends, at least
@@ -425,13 +426,16 @@ class ForeignSpend:
         self._pace_from: tuple[float, int] | None = None  # (when, ``at_least`` then)
         self._prev_rate: float | None = None  # its pace over the last window
         self._shared_until = -math.inf
+        # Until a tenth of a window after the first answer, another consumer is presumed:
+        # one that starts with us shows only in the answers after our first burst.
+        self._probe_until = math.inf
         # No window has ended since the first answer: whatever the count holds beyond our
         # sends may be another consumer's first requests, not yet a constant from the past.
         self._first_window = True
 
     def sharing(self, now: float) -> bool:
         """Whether someone else spent this budget lately (two windows after the last sign)."""
-        return now < self._shared_until
+        return now < self._shared_until or (self._first_window and now < self._probe_until)
 
     def new_window(self, *, carry: int, allowed: int) -> None:
         """The server's window restarted, with ``carry`` of our requests in flight."""
@@ -446,7 +450,7 @@ class ForeignSpend:
             self._prev_rate = self.pace(allowed)[0]
         self._pace_from = None
         self._first_window = False
-        self._answered = 0
+        self.answered = 0
         self._carry = carry
         self._first = None
         self.at_least = 0
@@ -456,7 +460,9 @@ class ForeignSpend:
     ) -> None:
         """One answer of this window: its ``count``, with ``ours_sent`` of our requests sent in
         the window so far; ``idle``: none of ours is in flight now."""
-        self._answered += 1
+        self.answered += 1
+        if self._probe_until == math.inf:
+            self._probe_until = t_recv + self._config.window_s / 10
         ours_at_most = ours_sent + self._carry
         self.at_least = max(self.at_least, count - ours_at_most)
         self.seen_at = t_recv
@@ -467,7 +473,7 @@ class ForeignSpend:
         if self._first is None:
             # At most this much was someone else's when the window's first answer came (a
             # restart's or another process's earlier spending is a constant, not a consumer).
-            self._first = count - self._answered
+            self._first = count - self.answered
         if count - ours_at_most > self._first or (self._first_window and count > ours_at_most):
             # Spending beyond ours grew within the window (a restart's or another process's
             # earlier spending is a constant), or showed in the first window, which has no past
@@ -723,7 +729,8 @@ class Pacer:
         refresh = 0 if last_stretch else self.config.shared_refresh
         # The margin on its pace ahead and the failover reserve are both kept from routine
         # work, and either may serve the other's need: a failover takes from the margin first.
-        if avail - since - ahead - max(hold, middle * margin * left) >= 1 + refresh:
+        spare = avail - since - ahead - max(hold, middle * margin * left)
+        if spare >= 1 + refresh:
             return now
         if self._log.in_flight:
             return None  # its answer refreshes the count
@@ -739,7 +746,9 @@ class Pacer:
         if room < 1:
             # Look again when the failover reserve is released, or when the window ends.
             return self._window_end if last_stretch else release_at
-        due = self._other.seen_at + window / (100 if last_stretch else 10)
+        # A request kept for refreshing (spare even by its pace with the margin) goes twice as
+        # soon: only what its answers show can free more.
+        due = self._other.seen_at + window / (100 if last_stretch else 20 if spare >= 1 else 10)
         if not last_stretch:
             due = min(due, release_at)
         return max(now, min(due, self._window_end))
@@ -868,11 +877,11 @@ class Pacer:
         # may go up (a refilling server shows its refill).
         pending = self._log.in_flight
         # The sliding log is a safe fallback only while it accounts for everything the server
-        # counted (not after a restart, nor when another process shares the token). Our
-        # requests still in flight may not be counted yet, so only answered ones explain the
-        # count: otherwise they could hide someone else's spending in it.
-        answered = self._log.used(t_recv) - self._log.in_flight
-        self._log_explains = headers.count <= answered and self._other.at_least == 0
+        # counted (not after a restart, nor when another process shares the token). Only our
+        # requests answered in the server's current window explain its count: those still in
+        # flight may not be counted yet, and those answered before the window are not in it
+        # (both could hide someone else's spending in the count).
+        self._log_explains = headers.count <= self._other.answered and self._other.at_least == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))

@@ -410,8 +410,8 @@ def drive_shared(
     return rejected, dict(refused), now, float(k)
 
 
-@pytest.mark.parametrize("offset", [0.0, 0.3, 0.65])
-@pytest.mark.parametrize("latency", [0.001, 0.004])
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.65, 0.8])
+@pytest.mark.parametrize("latency", [0.001, 0.003, 0.008])
 def test_sharing_a_budget_neither_consumer_is_refused_once_the_other_shows(
     offset: float, latency: float
 ) -> None:
@@ -423,13 +423,10 @@ def test_sharing_a_budget_neither_consumer_is_refused_once_the_other_shows(
     # when it starts after our first burst), and its retries of those refusals spill into the
     # next; from then on it finds all it asks for.
     assert {k: v for k, v in refused.items() if k >= 3} == {}
-    # Within 6 % of the optimum that leaves it everything (the goal with headers is 5 %, at the
-    # benchmark). That optimum has 7 requests to spare in all, so a window that ends with a
-    # few of its slots unused (a stale count, the failover reserve, the margin on its pace)
-    # costs a window more (1.16 x); what remains of the last window's backlog after its first
-    # burst goes as the count's refreshes show room, a tenth of a window apart (1.053 x at
-    # offset 0 and 1 ms).
-    assert span <= 1.06 * optimal
+    # The goal with headers: within 5 % of the optimum that leaves it everything. That
+    # optimum has 7 requests to spare in all, so a window that ends with a few of its slots
+    # unused (a stale count, the failover reserve, the margin on its pace) costs a window more.
+    assert span <= 1.05 * optimal
 
 
 def test_another_consumer_is_left_a_fair_share_until_its_pace_is_known() -> None:
@@ -474,6 +471,30 @@ def test_a_burst_at_the_window_start_is_not_taken_for_the_other_consumers_pace()
     # (50/s: no earlier window showed one) as if seen for 0.2 s.
     assert pace == pytest.approx((7 + 50 * 0.2) / (0.35 + 0.2))
     assert margin < 0.3
+
+
+def test_the_first_burst_leaves_a_consumer_that_starts_with_us_its_share() -> None:
+    config = pacing.PacingConfig(quota=100, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # The first answer counts only ours. Another consumer that starts with us would show only
+    # in the answers after our first burst: for a tenth of a window it is presumed, and half
+    # the budget's pace (50/s) plus 30 % until the reset (1.01) is left to it, and two
+    # requests kept for refreshing the count.
+    answer(0.0, 0.01, count=1)
+    burst = []
+    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and len(burst) < 100:
+        burst.append(pacer.on_send(0.01))
+    assert len(burst) == 99 - math.ceil(50 * 1.3 * 1.0 + 3) + 1
+    for count, seq in enumerate(burst, start=2):
+        pacer.on_response(seq, t_recv=0.02, status=200, headers=pacing.RateHeaders(count, 100, 1))
+    # A tenth of a window after the first answer, the answers showed no one else: the rest
+    # of the budget goes at once.
+    rest = 0
+    while pacer.next_send_at(0.12, keep_reserve=True) == 0.12 and rest < 100:
+        pacer.on_send(0.12)
+        rest += 1
+    assert 1 + len(burst) + rest == 100
 
 
 def test_a_count_beyond_ours_in_the_first_window_leaves_another_consumer_its_share() -> None:
