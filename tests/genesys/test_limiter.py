@@ -353,16 +353,25 @@ async def drain(
     return refused, clock() - start
 
 
+async def drain_fresh(
+    told: int, server: ratelimit.Budgets, backlog: list[dict[str, str]]
+) -> tuple[limiter.Limiter, int, float]:
+    """A fresh limiter, told ``told`` per 60 s window, drains ``backlog`` (``drain``); the
+    limiter, the 429s and the makespan."""
+    lim, clock, _rec = make(quota=told, window_s=60.0)
+    refused, span = await drain(lim, clock, server, backlog)
+    return lim, refused, span
+
+
 # 120 campaign PATCHes among 80 GET/PUTs, evenly mixed (as in the write benchmark).
 MIXED = [PATCH if i % 5 in (0, 2, 4) else (GET if i % 5 == 1 else PUT) for i in range(200)]
 
 
 async def test_without_headers_an_endpoint_limit_is_learned_and_the_token_keeps_its_quota() -> None:
-    lim, clock, _rec = make(quota=100, window_s=60.0)
     server = ratelimit.Budgets(
         "fixed-window", 100, 60.0, endpoint_limits=(("PATCH", "/api/v2/outbound/campaigns", 20),)
     )
-    refused, span = await drain(lim, clock, server, MIXED)
+    lim, refused, span = await drain_fresh(100, server, MIXED)
     # 120 PATCHes at 20 per window: 6 windows, the last one starting 300 s after the first.
     assert refused <= 2
     assert span <= 1.15 * 300.0
@@ -399,10 +408,9 @@ FEW_PUTS_FIRST = (
 
 
 async def test_without_headers_a_wrongly_suspected_endpoint_limit_is_tested_and_dropped() -> None:
-    lim, clock, _rec = make(quota=150, window_s=60.0)
     server = ratelimit.Budgets("fixed-window", 30, 60.0)  # the token's limit: 30, not 150
     assert sum(where is PUT for where in FEW_PUTS_FIRST[:30]) == 4
-    refused, span = await drain(lim, clock, server, FEW_PUTS_FIRST)
+    lim, refused, span = await drain_fresh(150, server, FEW_PUTS_FIRST)
     # Paced at the 4 it had admitted, the PUTs would hold every request back (one in three
     # is a PUT: 12 a window), so the token would never reach its 30 again to show that the
     # limit was its own: 301 requests would take 23 windows instead of 11. With the token that
@@ -416,12 +424,11 @@ async def test_without_headers_a_wrongly_suspected_endpoint_limit_is_tested_and_
 
 
 async def test_without_headers_a_suspected_limit_that_holds_the_token_back_is_established() -> None:
-    lim, clock, _rec = make(quota=150, window_s=60.0)
     # The same backlog, but the PUTs have a limit of their own: 4 per window, the token 150.
     server = ratelimit.Budgets(
         "fixed-window", 150, 60.0, endpoint_limits=(("PUT", "/api/v2/telephony", 4),)
     )
-    refused, span = await drain(lim, clock, server, FEW_PUTS_FIRST)
+    lim, refused, span = await drain_fresh(150, server, FEW_PUTS_FIRST)
     # The test beyond the 4 is refused while the token has room: the endpoint's own limit,
     # established at one 429 more (its 429s pause only it), at the level refused twice; the
     # token keeps its quota.
