@@ -918,6 +918,14 @@ class Pacer:
             self._quota = min(float(self.config.quota), self._quota + step)
             self._last_increase = now
 
+    def on_token_limit_shown(self, now: float, *, admitted: int) -> None:
+        """A refusal this pacer was unsure of was the token's after all (the endpoint it landed
+        on has since admitted more than it had then): the quota is what the token had
+        ``admitted`` in that window, held like any limit the server showed."""
+        self._unsure = None
+        if 0 < admitted < self._quota:
+            self._learn(now, float(admitted))
+
     def refusal_explained(self, seq: int) -> bool:
         """Whether a 429 without headers is explained by this pacer's own venture — its refill
         probe, or pacing as a bucket — rather than by a limit someone must learn."""
@@ -1017,6 +1025,10 @@ class EndpointLimit:
     refused_at: float
     # Refused again while the token had shown more room: its 429s pause only it.
     established: bool = False
+    # The token's number of the latest send beyond ``level`` that tested a suspected limit
+    # (``EndpointEvidence.test_due``; 0: none), and whether its answer is still to come.
+    test_seq: int = 0
+    testing: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -1046,7 +1058,15 @@ class EndpointEvidence:
       paced at what it admitted, and the token, quota kept, goes one request at a time beyond
       part of what it admitted. An endpoint limit it was then costs nothing more; a token
       limit costs one more 429 — on another endpoint, or on this one below its level — which
-      settles it.
+      settles it;
+    * but the token may never get there: when the suspected limit is what holds its requests
+      back (a backlog whose every worker waits on that endpoint), the token stays below what
+      it had admitted and no 429 comes to settle it. So while the token is well below that
+      (beyond the requests in flight and the slack), one request of the endpoint goes beyond
+      its level as a test (``test_due``): admitted, the limit is disproved — the refusal was
+      the token's, at what the token had admitted then (``on_tested``); refused, the
+      endpoint's own limit is established (``on_refused``: refused at its level while the
+      token had room), and only the endpoint pauses.
 
     Time is a parameter, like everything in this module.
     """
@@ -1106,6 +1126,39 @@ class EndpointEvidence:
         self._limits[endpoint] = dataclasses.replace(limit, level=limit.level + 1)
         return True
 
+    def test_due(self, endpoint: str, *, now: float, in_flight: int) -> bool:
+        """Whether one request to ``endpoint`` may go beyond its suspected (not established)
+        limit now, as a test: it has admitted its level in the last window, no test of it is in
+        flight, and the token — ``in_flight`` of its requests unanswered — is short of what it
+        had admitted when the endpoint was refused by more than the slack. A token limit then
+        cannot refuse it; only the endpoint's own can."""
+        limit = self._limits.get(endpoint)
+        if limit is None or limit.established or limit.testing:
+            return False
+        admitted = self._expire(self._admitted.get(endpoint, deque()), now)
+        token = self._expire(self._all, now)
+        return admitted >= limit.level and token + in_flight + self.slack < limit.token_at
+
+    def on_test(self, endpoint: str, *, seq: int) -> None:
+        """The send numbered ``seq`` tests the endpoint's suspected limit (``test_due``)."""
+        limit = self._limits.get(endpoint)
+        if limit is not None:
+            self._limits[endpoint] = dataclasses.replace(limit, test_seq=seq, testing=True)
+
+    def on_tested(self, endpoint: str, *, seq: int, admitted: bool) -> int | None:
+        """The answer to a test (``on_test``). Admitted: the endpoint went beyond the level it
+        was refused at, so that refusal was the token's; the suspected limit is dropped and
+        what the token had admitted then (its quota, as that refusal showed it) is returned.
+        Otherwise None: refused, ``on_refused`` weighs it; unanswered, a later test may go."""
+        limit = self._limits.get(endpoint)
+        if limit is None or limit.test_seq != seq:
+            return None
+        if not admitted:
+            self._limits[endpoint] = dataclasses.replace(limit, testing=False)
+            return None
+        del self._limits[endpoint]
+        return limit.token_at
+
     def on_refused(self, endpoint: str, *, seq: int, now: float, in_flight: int) -> Verdict:
         """Blame one 429 without headers (not explained by the pacer's own probe)."""
         while self._refusals and self._refusals[0][0] + self.memory_s <= now:
@@ -1131,8 +1184,10 @@ class EndpointEvidence:
         if not full and admitted + self.slack >= limit.level:
             # Refused again at about its level while the token had shown more room: the
             # endpoint's own limit, below the level it was paced at when refused there (a
-            # window not aligned with the server's overstated it).
-            level = max(1, min(admitted, limit.level - 1))
+            # window not aligned with the server's overstated it) — or at it, when this was
+            # a test beyond it (``test_due``): refused there twice.
+            top = limit.level if seq == limit.test_seq else limit.level - 1
+            level = max(1, min(admitted, top))
             self._limits[endpoint] = EndpointLimit(
                 level=level, token_at=token, refused_seq=seq, refused_at=now, established=True
             )

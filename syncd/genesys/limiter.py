@@ -95,6 +95,8 @@ class Lease:
     granted_at: float
     endpoint: str = ""  # "METHOD template", the key of an endpoint's own limit
     endpoint_seq: int = 0  # the endpoint pacer's number for that send (0: none yet)
+    # Sent beyond its endpoint's suspected limit, to test it (``EndpointEvidence.test_due``).
+    endpoint_test: bool = False
 
 
 @dataclass(order=True, slots=True)
@@ -181,23 +183,49 @@ class Limiter:
 
     def _pick(
         self, now: float, keep_reserve: bool, endpoint: str, token: int | None = None
-    ) -> tuple[int, float | None]:
-        best: tuple[float, int, int] | None = None
+    ) -> tuple[int, float | None, bool]:
+        """The token to send on, when (None: only after an answer), and whether the send
+        tests its endpoint's suspected limit (goes beyond it: ``_by_endpoint``)."""
+        best: tuple[float, int, int, bool] | None = None
         for index, pacer in enumerate(self.pacers):
             if token is not None and index != token:
                 continue
             when = pacer.next_send_at(now, keep_reserve=keep_reserve)
-            own = self.endpoint_pacers.get((index, endpoint))
-            if own is not None and when is not None:
-                # The failover reserve is the token's; an endpoint's own limit is spent whole.
-                by_endpoint = own.next_send_at(now)
-                when = None if by_endpoint is None else max(when, by_endpoint)
-            key = (math.inf if when is None else max(when, now), pacer.in_flight, index)
+            test = False
+            if when is not None:
+                when, test = self._by_endpoint(index, endpoint, now, when)
+            key = (math.inf if when is None else max(when, now), pacer.in_flight, index, test)
             if best is None or key < best:
                 best = key
         if best is None:  # unreachable: the constructor refuses an empty pool
             raise RuntimeError("the limiter has no tokens")
-        return best[2], None if best[0] == math.inf else best[0]
+        return best[2], None if best[0] == math.inf else best[0], best[3]
+
+    def _by_endpoint(
+        self, index: int, endpoint: str, now: float, when: float
+    ) -> tuple[float | None, bool]:
+        """When the token ``index`` (ready at ``when``) may send to ``endpoint`` by the
+        endpoint's own pacer too, and whether that send is a test of its suspected limit: when
+        the token is ready now but the endpoint's pacer holds it back, and the evidence says a
+        test is due (``EndpointEvidence.test_due``), it goes now — else a suspected limit that
+        holds every request back keeps the token short of the level that would settle it."""
+        own = self.endpoint_pacers.get((index, endpoint))
+        if own is None:
+            return when, False
+        # The failover reserve is the token's; an endpoint's own limit is spent whole.
+        by_endpoint = own.next_send_at(now)
+        if by_endpoint is not None and by_endpoint <= now:
+            return max(when, now), False
+        if (
+            when <= now
+            and now >= own.paused_until
+            and not own.headers_seen
+            and self.evidence[index].test_due(
+                endpoint, now=now, in_flight=self.pacers[index].in_flight
+            )
+        ):
+            return now, True
+        return None if by_endpoint is None else max(when, by_endpoint), False
 
     async def acquire(
         self,
@@ -240,11 +268,11 @@ class Limiter:
                     await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when = self._pick(now, keep_reserve, key, token_index)
+                index, when, test = self._pick(now, keep_reserve, key, token_index)
                 if when is not None and when <= now:
                     heapq.heappop(self._queue)
                     granted = True
-                    return self._grant(index, now, enqueued, key)
+                    return self._grant(index, now, enqueued, key, test=test)
                 if when is not None and when - now > self.max_retry_after_s:
                     self._observer.on_retry_after_too_long(endpoint, when - now)
                     raise errors.RetryAfterTooLong(
@@ -266,7 +294,9 @@ class Limiter:
             self._wake_head()
             self._observer.on_queue_depth(len(self._queue))
 
-    def _grant(self, index: int, now: float, enqueued: float, endpoint: str) -> Lease:
+    def _grant(
+        self, index: int, now: float, enqueued: float, endpoint: str, *, test: bool = False
+    ) -> Lease:
         pacer = self.pacers[index]
         own = self.endpoint_pacers.get((index, endpoint))
         endpoint_seq = own.on_send(now) if own is not None else 0
@@ -277,6 +307,8 @@ class Limiter:
             self._observer.on_pause(label, False)
             log.info("Token %s resumes sending after its rate-limit pause.", label)
         seq = pacer.on_send(now)
+        if test:
+            self.evidence[index].on_test(endpoint, seq=seq)
         self._observer.on_wait(label, max(0.0, now - enqueued))
         return Lease(
             index=index,
@@ -285,6 +317,7 @@ class Limiter:
             granted_at=now,
             endpoint=endpoint,
             endpoint_seq=endpoint_seq,
+            endpoint_test=test,
         )
 
     def release(
@@ -323,8 +356,27 @@ class Limiter:
             admitted = status not in (0, 429)
             if evidence.on_answer(lease.endpoint, seq=lease.seq, t_recv=now, admitted=admitted):
                 self._learn_endpoint(lease.index, lease.endpoint, now)
+            if lease.endpoint_test:
+                self._tested(lease, admitted=admitted, now=now)
         self._observer.on_budget(lease.label, pacer.budget(now))
         self._wake_head()
+
+    def _tested(self, lease: Lease, *, admitted: bool, now: float) -> None:
+        """The answer to a test of an endpoint's suspected limit: admitted beyond it, the limit
+        is disproved — the 429 that suggested it was the token's, whose quota it shows."""
+        shown = self.evidence[lease.index].on_tested(
+            lease.endpoint, seq=lease.seq, admitted=admitted
+        )
+        if shown is None:
+            return
+        self.endpoint_pacers.pop((lease.index, lease.endpoint), None)
+        self.pacers[lease.index].on_token_limit_shown(now, admitted=shown)
+        log.info(
+            "%s is no longer paced apart: it admitted more than the level it was refused at,"
+            " so the token's limit (%d per window) it was.",
+            lease.endpoint,
+            shown,
+        )
 
     def _learn_endpoint(self, index: int, endpoint: str, now: float) -> pacing.Pacer | None:
         """(Re)make the pacer of an endpoint whose own limit 429s without headers showed, at

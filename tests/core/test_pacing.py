@@ -716,6 +716,17 @@ def test_an_endpoint_refused_below_its_level_while_the_token_is_at_its_most_is_t
     assert verdict == pacing.Verdict(blame="token", dropped=("GET a",))
 
 
+def refused_unsure(pacer: pacing.Pacer, admitted: int, now: float) -> None:
+    """``admitted`` requests admitted at ``now``, then one refused, blamed "unsure"."""
+    for _ in range(admitted):
+        pacer.on_response(pacer.on_send(now), t_recv=now, status=200, headers=None)
+    seq = pacer.on_send(now)
+    pacer.on_response(seq, t_recv=now, status=429, headers=None)
+    pacer.on_throttled(
+        now=now, retry_after_s=1, jitter_s=0, with_headers=False, seq=seq, blame="unsure"
+    )
+
+
 def test_the_pacer_keeps_its_quota_for_an_endpoint_and_is_careful_when_unsure() -> None:
     pacer = pacing.Pacer(pacing.PacingConfig(quota=100, window_s=10), now=0.0)
     for _ in range(40):
@@ -728,13 +739,7 @@ def test_the_pacer_keeps_its_quota_for_an_endpoint_and_is_careful_when_unsure() 
     assert until == 10.0  # paused all the same
     assert pacer.assumed_quota == pytest.approx(100)
     # Unsure: the quota stays; beyond 28 (40 * 0.7) in a window, one request at a time.
-    for _ in range(40):
-        pacer.on_response(pacer.on_send(20.0), t_recv=20.0, status=200, headers=None)
-    seq = pacer.on_send(20.0)
-    pacer.on_response(seq, t_recv=20.0, status=429, headers=None)
-    pacer.on_throttled(
-        now=20.0, retry_after_s=1, jitter_s=0, with_headers=False, seq=seq, blame="unsure"
-    )
+    refused_unsure(pacer, 40, 20.0)
     assert pacer.assumed_quota == pytest.approx(100)
     for _ in range(28):
         assert pacer.next_send_at(31.0) == 31.0
@@ -753,3 +758,55 @@ def test_a_burst_of_refusals_sent_before_the_first_teaches_once() -> None:
         pacer.on_response(seq, t_recv=1.1, status=429, headers=None)
         pacer.on_throttled(now=1.1, retry_after_s=9, jitter_s=0, with_headers=False, seq=seq)
     assert pacer.assumed_quota == pytest.approx(50)  # not 50 * 0.7 ** 9
+
+
+def put_suspected_then_short() -> pacing.EndpointEvidence:
+    """26 GETs and 4 PUTs admitted, the fifth PUT refused (unsure: PUT suspected at 4); a
+    window later, 4 PUTs again but only 8 GETs: the token well short of its 30."""
+    evidence = evidence_after([("GET a", 0.0)] * 26 + [("PUT a", 0.0)] * 4)
+    first = evidence.on_refused("PUT a", seq=31, now=0.0, in_flight=0)
+    assert first == pacing.Verdict(blame="unsure", endpoint="PUT a", level=4)
+    assert not evidence.test_due("PUT a", now=0.0, in_flight=0)  # the token at its 30
+    for seq in range(32, 44):
+        evidence.on_answer("PUT a" if seq < 36 else "GET a", seq=seq, t_recv=11.0, admitted=True)
+    return evidence
+
+
+def test_a_suspected_endpoint_limit_is_tested_only_while_the_token_is_well_short() -> None:
+    evidence = put_suspected_then_short()
+    assert evidence.test_due("PUT a", now=11.0, in_flight=0)
+    assert not evidence.test_due("GET a", now=11.0, in_flight=0)  # no limit suspected there
+    # Not while the requests in flight could bring the token to what it had admitted.
+    assert not evidence.test_due("PUT a", now=11.0, in_flight=16)
+    evidence.on_test("PUT a", seq=44)
+    assert not evidence.test_due("PUT a", now=11.0, in_flight=0)  # one test at a time
+    # Unanswered: it says nothing, a later test may go.
+    assert evidence.on_tested("PUT a", seq=44, admitted=False) is None
+    assert evidence.test_due("PUT a", now=11.0, in_flight=0)
+    evidence.on_test("PUT a", seq=45)
+    evidence.on_answer("PUT a", seq=45, t_recv=11.0, admitted=True)
+    # Admitted beyond the 4: the refusal was the token's, at the 30 it had admitted then.
+    assert evidence.on_tested("PUT a", seq=45, admitted=True) == 30
+    assert evidence.limit("PUT a") is None
+
+
+def test_a_refused_test_establishes_the_endpoint_limit_at_its_level() -> None:
+    evidence = put_suspected_then_short()
+    evidence.on_test("PUT a", seq=44)
+    assert evidence.on_tested("PUT a", seq=44, admitted=False) is None
+    verdict = evidence.on_refused("PUT a", seq=44, now=11.0, in_flight=0)
+    # Refused beyond 4 a second time while the token had room: its own limit, at 4 (not 3,
+    # as when refused while paced at its level).
+    assert verdict == pacing.Verdict(blame="endpoint", endpoint="PUT a", level=4, established=True)
+    assert not evidence.test_due("PUT a", now=11.0, in_flight=0)
+
+
+def test_a_refusal_shown_to_be_the_tokens_teaches_the_pacer_its_quota() -> None:
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=150, window_s=10), now=0.0)
+    refused_unsure(pacer, 30, 0.0)
+    assert pacer.assumed_quota == pytest.approx(150)
+    pacer.on_token_limit_shown(11.0, admitted=30)
+    assert pacer.assumed_quota == pytest.approx(30)
+    # Held like any limit the server showed: no increase after a clean window.
+    pacer.on_response(pacer.on_send(30.0), t_recv=30.0, status=200, headers=None)
+    assert pacer.assumed_quota == pytest.approx(30)

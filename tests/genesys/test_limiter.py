@@ -353,16 +353,25 @@ async def drain(
     return refused, clock() - start
 
 
+async def drain_fresh(
+    told: int, server: ratelimit.Budgets, backlog: list[dict[str, str]]
+) -> tuple[limiter.Limiter, int, float]:
+    """A fresh limiter, told ``told`` per 60 s window, drains ``backlog`` (``drain``); the
+    limiter, the 429s and the makespan."""
+    lim, clock, _rec = make(quota=told, window_s=60.0)
+    refused, span = await drain(lim, clock, server, backlog)
+    return lim, refused, span
+
+
 # 120 campaign PATCHes among 80 GET/PUTs, evenly mixed (as in the write benchmark).
 MIXED = [PATCH if i % 5 in (0, 2, 4) else (GET if i % 5 == 1 else PUT) for i in range(200)]
 
 
 async def test_without_headers_an_endpoint_limit_is_learned_and_the_token_keeps_its_quota() -> None:
-    lim, clock, _rec = make(quota=100, window_s=60.0)
     server = ratelimit.Budgets(
         "fixed-window", 100, 60.0, endpoint_limits=(("PATCH", "/api/v2/outbound/campaigns", 20),)
     )
-    refused, span = await drain(lim, clock, server, MIXED)
+    lim, refused, span = await drain_fresh(100, server, MIXED)
     # 120 PATCHes at 20 per window: 6 windows, the last one starting 300 s after the first.
     assert refused <= 2
     assert span <= 1.15 * 300.0
@@ -385,3 +394,50 @@ async def test_without_headers_a_wrong_endpoint_guess_costs_at_most_one_429_more
     assert refused + more <= 3  # (the third: the refill probe, once the log is full)
     assert lim.pacers[0].assumed_quota == pytest.approx(40)
     assert lim.endpoint_pacers == {}
+
+
+# The first window holds 4 trunk-base PUTs among 30 requests, and a fifth comes next; after it,
+# one request in three is such a PUT (the rest GETs and PATCHes). Told 150 per window, the
+# limiter does not know the token's limit; the fifth PUT's 429 cannot say whose it is.
+PUT_KEY = (0, "PUT " + PUT["endpoint"])
+FEW_PUTS_FIRST = (
+    [PUT if i % 7 == 3 else GET for i in range(30)]
+    + [PUT]
+    + [(GET, PATCH, PUT)[i % 3] for i in range(270)]
+)
+
+
+async def test_without_headers_a_wrongly_suspected_endpoint_limit_is_tested_and_dropped() -> None:
+    server = ratelimit.Budgets("fixed-window", 30, 60.0)  # the token's limit: 30, not 150
+    assert sum(where is PUT for where in FEW_PUTS_FIRST[:30]) == 4
+    lim, refused, span = await drain_fresh(150, server, FEW_PUTS_FIRST)
+    # Paced at the 4 it had admitted, the PUTs would hold every request back (one in three
+    # is a PUT: 12 a window), so the token would never reach its 30 again to show that the
+    # limit was its own: 301 requests would take 23 windows instead of 11. With the token that
+    # short of what it had admitted, one PUT goes beyond the 4 as a test: admitted, the
+    # suspected limit is dropped and the token's quota is the 30 it had admitted then.
+    assert lim.endpoint_pacers == {}
+    assert lim.evidence[0].limit(PUT_KEY[1]) is None
+    assert lim.pacers[0].assumed_quota == pytest.approx(30)
+    assert refused <= 2  # the first 429, and the refill probe once the log is full at 30
+    assert span <= 1.15 * ratelimit.optimal_duration("fixed-window", 301, 30, 60.0)
+
+
+async def test_without_headers_a_suspected_limit_that_holds_the_token_back_is_established() -> None:
+    # The same backlog, but the PUTs have a limit of their own: 4 per window, the token 150.
+    server = ratelimit.Budgets(
+        "fixed-window", 150, 60.0, endpoint_limits=(("PUT", "/api/v2/telephony", 4),)
+    )
+    lim, refused, span = await drain_fresh(150, server, FEW_PUTS_FIRST)
+    # The test beyond the 4 is refused while the token has room: the endpoint's own limit,
+    # established at one 429 more (its 429s pause only it), at the level refused twice; the
+    # token keeps its quota.
+    assert refused <= 2
+    limit = lim.evidence[0].limit(PUT_KEY[1])
+    assert limit is not None
+    assert limit.established
+    assert limit.level == 4
+    assert lim.endpoint_pacers[PUT_KEY].config.quota == 4
+    assert lim.pacers[0].assumed_quota == pytest.approx(150)
+    # 91 PUTs at 4 per window: the last batch starts 22 windows after the first.
+    assert span <= 1.15 * ratelimit.optimal_duration("fixed-window", 91, 4, 60.0)
