@@ -434,7 +434,9 @@ class ForeignSpend:
         self._first_window = True
 
     def sharing(self, now: float) -> bool:
-        """Whether someone else spent this budget lately (two windows after the last sign)."""
+        """Whether someone else spent this budget lately (two windows after the last sign), or
+        may have: a tenth of a window after our first answer, one that starts with us has not
+        shown yet (its first requests come after our first burst)."""
         return now < self._shared_until or (self._first_window and now < self._probe_until)
 
     def new_window(self, *, carry: int, allowed: int) -> None:
