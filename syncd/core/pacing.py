@@ -232,7 +232,7 @@ class PacingConfig:
     reserve_release_fraction: float = 0.05
     # When another consumer shares the budget (header regime): the margin on its expected
     # spending (this window's pace; another window's), the requests kept for refreshing the
-    # count, and how long (in windows) the prior pace weighs (see ``Pacer._foreign_pace``).
+    # count, and how long (in windows) the prior pace weighs (see ``ForeignSpend.pace``).
     shared_margin: float = 0.1
     shared_margin_prev: float = 0.3
     shared_refresh: int = 2
@@ -391,6 +391,122 @@ class SlidingLog:
         self._done.append(t_recv)
 
 
+class ForeignSpend:
+    """What another consumer of the same budget spends, as the ``count`` of our answers shows
+    it (header regime; docs/client.md, "Another consumer of the same budget"): what the server
+    counted beyond our own sends in its current window, at the window's first answer and now,
+    and its pace. Pure, like the ``Pacer`` that owns it: time is a parameter.
+
+    Its pace is counted from the first answer a tenth of a window after the start (what it sent
+    at the start may be a burst: retries of requests the last window refused) that arrived with
+    none of ours in flight (ours in flight may or may not be in the count).
+    """
+
+    __slots__ = (
+        "_carry",
+        "_config",
+        "_first",
+        "_first_window",
+        "_pace_from",
+        "_prev_rate",
+        "_probe_until",
+        "_shared_until",
+        "answered",
+        "at_least",
+        "seen_at",
+    )
+
+    def __init__(self, config: PacingConfig, *, now: float) -> None:
+        self._config = config  # its window and shared_* knobs (set_quota changes neither)
+        self.answered = 0  # our answers in this window
+        self._carry = 0  # our requests in flight when the window began: maybe counted in it
+        self._first: int | None = None  # beyond ours at the window's first answer, at most
+        self.at_least = 0  # what the server counted beyond our sends, at least
+        self.seen_at = now  # when ``at_least`` was last observed: our freshest answer
+        self._pace_from: tuple[float, int] | None = None  # (when, ``at_least`` then)
+        self._prev_rate: float | None = None  # its pace over the last window
+        self._shared_until = -math.inf
+        # Until a tenth of a window after the first answer, another consumer is presumed:
+        # one that starts with us shows only in the answers after our first burst.
+        self._probe_until = math.inf
+        # No window has ended since the first answer: whatever the count holds beyond our
+        # sends may be another consumer's first requests, not yet a constant from the past.
+        self._first_window = True
+
+    def sharing(self, now: float) -> bool:
+        """Whether someone else spent this budget lately (two windows after the last sign)."""
+        return now < self._shared_until or (self._first_window and now < self._probe_until)
+
+    def new_window(self, *, carry: int, allowed: int) -> None:
+        """The server's window restarted, with ``carry`` of our requests in flight."""
+        # Its pace in the window just ended: what our answers saw of it over half of it or
+        # more; over less, its estimate there (that, weighed against the prior), which is
+        # fresher than an older window's pace: a rising pace is then not met with the pace of
+        # a window it has since outgrown.
+        seen, span = self.seen()
+        if span >= self._config.window_s / 2:
+            self._prev_rate = seen / span
+        elif self._pace_from is not None:
+            self._prev_rate = self.pace(allowed)[0]
+        self._pace_from = None
+        self._first_window = False
+        self.answered = 0
+        self._carry = carry
+        self._first = None
+        self.at_least = 0
+
+    def note(
+        self, *, count: int, ours_sent: int, t_recv: float, window_start: float, idle: bool
+    ) -> None:
+        """One answer of this window: its ``count``, with ``ours_sent`` of our requests sent in
+        the window so far; ``idle``: none of ours is in flight now."""
+        self.answered += 1
+        if self._probe_until == math.inf:
+            self._probe_until = t_recv + self._config.window_s / 10
+        ours_at_most = ours_sent + self._carry
+        self.at_least = max(self.at_least, count - ours_at_most)
+        self.seen_at = t_recv
+        window = self._config.window_s
+        if self._pace_from is None and idle and t_recv >= window_start + window / 10:
+            # With none of ours in flight the count shows exactly what it spent so far.
+            self._pace_from = (t_recv, self.at_least)
+        if self._first is None:
+            # At most this much was someone else's when the window's first answer came (a
+            # restart's or another process's earlier spending is a constant, not a consumer).
+            self._first = count - self.answered
+        if count - ours_at_most > self._first or (self._first_window and count > ours_at_most):
+            # Spending beyond ours grew within the window (a restart's or another process's
+            # earlier spending is a constant), or showed in the first window, which has no past
+            # to be a constant of: someone else spends this budget. Even one request counts:
+            # the last slots of a window are then contested, and a 429 would pause every
+            # request for the rest of it.
+            self._shared_until = t_recv + 2 * window
+
+    def seen(self) -> tuple[float, float]:
+        """What it sent since its pace is counted, and over how long."""
+        if self._pace_from is None:
+            return 0.0, 0.0
+        since, base = self._pace_from
+        return float(max(0, self.at_least - base)), max(0.0, self.seen_at - since)
+
+    def pace(self, allowed: int) -> tuple[float, float]:
+        """Its expected pace (requests per second) in this window, and the margin to add to
+        it. What our answers showed of this window is weighed against the last window's pace
+        (or, before any, half of the ``allowed`` budget: a fair share) as if that had been seen
+        for ``shared_prior`` of a window: a few requests early on say little, and the margin
+        shrinks from ``shared_margin_prev`` to ``shared_margin`` as they add up."""
+        config = self._config
+        prior = self._prev_rate
+        if prior is None:
+            prior = allowed / 2 / config.window_s
+        weight = config.window_s * config.shared_prior
+        seen, elapsed = self.seen()
+        share = weight / (weight + elapsed)
+        pace = (seen + prior * weight) / (weight + elapsed)
+        margin = config.shared_margin + share * (config.shared_margin_prev - config.shared_margin)
+        return pace, margin
+
+
 class Pacer:
     """Everything the limiter knows about one token; all methods take ``now`` explicitly.
 
@@ -438,23 +554,10 @@ class Pacer:
         self._latest_remaining = config.quota
         self._allowed = config.quota
         self._log_explains = True
-        # Another consumer of the same budget (docs/client.md, "shared"): what the server
-        # counted beyond our own sends in its current window, at the window's first answer and
-        # now. When it grows, someone else is spending too: pace what remains over the time to
-        # the reset instead of spending it at once, so that consumer keeps finding room.
-        self._answered_in_epoch = 0
-        self._carry = 0  # our requests in flight when the epoch began: maybe counted in it
-        self._foreign_first: int | None = None
-        self._foreign_now = 0  # what the server counted beyond our sends, at least
-        self._foreign_seen_at = now  # when ``_foreign_now`` was last observed
-        # Its pace is counted from the first answer a tenth of a window after the start (what
-        # it sent at the start may be a burst: retries of requests the last window refused)
-        # that arrived with none of ours in flight.
-        self._pace_from: tuple[float, int] | None = None  # (when, ``_foreign_now`` then)
-        self._foreign_prev_rate: float | None = None  # its pace over the last window
+        # Another consumer of the same budget: when it spends too, work below failover
+        # priority leaves it its share of what remains until the reset (``_next_shared``).
+        self._other = ForeignSpend(config, now=now)
         self._sent_after_end = math.inf  # the first send after the window's end (a bound)
-        self._fresh_at = now  # when the freshest answer of the window arrived
-        self._shared_until = -math.inf
         self._window_end = math.inf  # earliest reset any answer of this epoch promised
         self._phase_end = math.inf  # the same, before a send beyond the budget cleared it
         self._count_top = 0
@@ -469,6 +572,11 @@ class Pacer:
     @property
     def in_flight(self) -> int:
         return self._log.in_flight
+
+    @property
+    def other(self) -> ForeignSpend:
+        """What another consumer of this budget spends, as far as the answers show it."""
+        return self._other
 
     def _refill_bucket(self, now: float) -> None:
         rate = self._quota / self.config.window_s
@@ -495,17 +603,8 @@ class Pacer:
             self._new_window(carry=self._log.in_flight)
 
     def _new_window(self, *, carry: int) -> None:
-        # The other consumer's pace in the window just ended, if our answers saw it over half
-        # of it; else the last window's that showed one stays.
-        seen, span = self._foreign_seen()
-        if span >= self.config.window_s / 2:
-            self._foreign_prev_rate = seen / span
-        self._pace_from = None
+        self._other.new_window(carry=carry, allowed=self._allowed)
         self._sent_after_end = math.inf
-        self._answered_in_epoch = 0
-        self._carry = carry
-        self._foreign_first = None
-        self._foreign_now = 0
         # The last window's earliest promised reset is at or after its end (the boundary just
         # crossed), so this window ends a known window length later at the latest.
         last = self._window_end if self._window_end < math.inf else self._phase_end
@@ -542,7 +641,7 @@ class Pacer:
         return self._next_without_headers(now, hold)
 
     def _sharing(self, now: float) -> bool:
-        return now < self._shared_until
+        return self._other.sharing(now)
 
     def _held(self, now: float) -> int:
         limit = self._log_limit(now)
@@ -588,43 +687,20 @@ class Pacer:
             return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
         return by_log
 
-    def _foreign_seen(self) -> tuple[float, float]:
-        """What the other consumer sent since its pace is counted, and over how long."""
-        if self._pace_from is None:
-            return 0.0, 0.0
-        since, base = self._pace_from
-        return float(max(0, self._foreign_now - base)), max(0.0, self._foreign_seen_at - since)
-
-    def _foreign_pace(self) -> tuple[float, float]:
-        """The other consumer's expected pace (requests per second) in this window, and the
-        margin to add to it. What our answers showed of this window is weighed against the
-        last window's pace (or, before any, half the budget: a fair share) as if that had been
-        seen for ``shared_prior`` of a window: a few requests early on say little, and the
-        margin shrinks from ``shared_margin_prev`` to ``shared_margin`` as they add up."""
-        window = self.config.window_s
-        prior = self._foreign_prev_rate
-        if prior is None:
-            prior = self._allowed / 2 / window
-        weight = window * self.config.shared_prior
-        seen, elapsed = self._foreign_seen()
-        share = weight / (weight + elapsed)
-        pace = (seen + prior * weight) / (weight + elapsed)
-        margin = self.config.shared_margin + share * (
-            self.config.shared_margin_prev - self.config.shared_margin
-        )
-        return pace, margin
-
     def _next_shared(self, now: float, hold: int) -> float | None:
         """Work below failover priority while another consumer spends the same budget.
 
-        What the other consumer will spend until the reset (``_foreign_pace``, with its
+        What the other consumer will spend until the reset (``ForeignSpend.pace``, with its
         margin), and what it has spent since our freshest answer at the same pace, is left to
         it; the rest is taken at once, so the last batch of a backlog goes at the window's
-        start. ``shared_refresh`` requests of that rest are kept: while only the pace without
-        its margin leaves room, they go one at a time once our view of the count is a tenth
-        of the window old, so their answers show its pace in this window and what it leaves
-        comes free before the reset. In the window's last stretch (``_release_at``) the failover
-        reserve and the refresh requests are released."""
+        start. The failover reserve overlaps that margin (both are kept from routine work), and
+        ``shared_refresh`` requests of the rest are kept for refreshing the count. While what
+        the count leaves exceeds its expected spending less the margin (or while its pace in
+        this window is not known yet), one request at a time goes once our view of the count
+        is a tenth of the window old: the answers show its pace in this window, and what it
+        leaves is taken before the reset. In the window's last stretch (``_release_at``) the
+        failover reserve and the refresh requests are released, and the view is refreshed a
+        hundredth of a window apart."""
         window = self.config.window_s
         left = self._window_end - now
         if left <= 0:
@@ -639,28 +715,43 @@ class Pacer:
         last_stretch = now >= release_at
         if last_stretch:
             hold = 0
-        middle, margin = self._foreign_pace()
-        # What it spent since our freshest answer — in this window: the count restarted.
-        stale = max(0.0, now - max(self._fresh_at, self._window_end - window))
-
-        def spare(rate: float) -> float:
-            return avail - hold - rate * (left + stale)
-
+        middle, margin = self._other.pace(self._allowed)
+        # What it spent since our freshest answer (in this window: the count restarted), at
+        # its pace with the margin: a request sent now is counted now, so an underestimate
+        # of this part is a 429 of ours; of the rest of the window, it is one of its own.
+        since = (
+            middle
+            * (1.0 + margin)
+            * max(0.0, now - max(self._other.seen_at, self._window_end - window))
+        )
+        ahead = middle * left
         # Requests kept for refreshing the count, until the last stretch: then nothing is.
         refresh = 0 if last_stretch else self.config.shared_refresh
-        if spare(middle * (1.0 + margin)) >= 1 + refresh:
+        # The margin on its pace ahead and the failover reserve are both kept from routine
+        # work, and either may serve the other's need: a failover takes from the margin first.
+        spare = avail - since - ahead - max(hold, middle * margin * left)
+        if spare >= 1 + refresh:
             return now
-        if spare(middle) >= 1 + refresh / 2:
-            # Probably room, maybe not: one request refreshes the count once our view is a
-            # tenth of the window old (a hundredth in the last stretch).
-            if self._log.in_flight:
-                return None
-            due = self._fresh_at + window / (100 if last_stretch else 10)
-            if not last_stretch:
-                due = min(due, release_at)
-            return max(now, min(due, self._window_end))
-        # Look again when the failover reserve is released, or when the window ends.
-        return self._window_end if last_stretch else release_at
+        if self._log.in_flight:
+            return None  # its answer refreshes the count
+        # Room by its pace less the margin: maybe it leaves some. While its pace in this window
+        # is not known yet, the count alone says so (room for this request and one more, which
+        # its answer may show spare). One request refreshes the count once our view is a tenth
+        # of the window old (a hundredth in the last stretch), so that what it leaves is taken
+        # before the reset and our view is never old when the window ends.
+        if self._other.seen()[1] >= window * self.config.shared_prior:
+            room = avail - since - hold - middle * (1.0 - margin) * left
+        else:
+            room = avail - since - hold - 1
+        if room < 1:
+            # Look again when the failover reserve is released, or when the window ends.
+            return self._window_end if last_stretch else release_at
+        # A request kept for refreshing (spare even by its pace with the margin) goes twice as
+        # soon: only what its answers show can free more.
+        due = self._other.seen_at + window / (100 if last_stretch else 20 if spare >= 1 else 10)
+        if not last_stretch:
+            due = min(due, release_at)
+        return max(now, min(due, self._window_end))
 
     def _next_without_headers(self, now: float, hold: int) -> float | None:
         if self.refill == "continuous":
@@ -786,11 +877,11 @@ class Pacer:
         # may go up (a refilling server shows its refill).
         pending = self._log.in_flight
         # The sliding log is a safe fallback only while it accounts for everything the server
-        # counted (not after a restart, nor when another process shares the token). Our
-        # requests still in flight may not be counted yet, so only answered ones explain the
-        # count: otherwise they could hide someone else's spending in it.
-        answered = self._log.used(t_recv) - self._log.in_flight
-        self._log_explains = headers.count <= answered and self._foreign_now == 0
+        # counted (not after a restart, nor when another process shares the token). Only our
+        # requests answered in the server's current window explain its count: those still in
+        # flight may not be counted yet, and those answered before the window are not in it
+        # (both could hide someone else's spending in the count).
+        self._log_explains = headers.count <= self._other.answered and self._other.at_least == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))
@@ -806,29 +897,13 @@ class Pacer:
             self._count_top, self._count_top_seq = headers.count, seq
         if headers.reset_s > 0:
             self._window_end = min(self._window_end, t_recv + headers.reset_s)
-        self._answered_in_epoch += 1
-        ours_at_most = self._seq - self._epoch_start + 1 + self._carry
-        ours_at_least = self._answered_in_epoch
-        self._foreign_now = max(self._foreign_now, headers.count - ours_at_most)
-        self._foreign_seen_at = self._fresh_at = t_recv
-        start = self._window_end - self.config.window_s
-        if (
-            self._pace_from is None
-            and self._log.in_flight == 0
-            and t_recv >= start + self.config.window_s / 10
-        ):
-            # With none of ours in flight the count shows exactly what it spent so far.
-            self._pace_from = (t_recv, self._foreign_now)
-        if self._foreign_first is None:
-            # At most this much was someone else's when the window's first answer came (a
-            # restart's or another process's earlier spending is a constant, not a consumer).
-            self._foreign_first = headers.count - ours_at_least
-        if headers.count - ours_at_most > self._foreign_first:
-            # Spending beyond ours grew within the window (a restart's or another process's
-            # earlier spending is a constant): someone else spends this budget. Even one request
-            # counts: the last slots of a window are then contested, and a 429 would pause
-            # every request for the rest of it.
-            self._shared_until = t_recv + 2 * self.config.window_s
+        self._other.note(
+            count=headers.count,
+            ours_sent=self._seq - self._epoch_start + 1,
+            t_recv=t_recv,
+            window_start=self._window_end - self.config.window_s,
+            idle=self._log.in_flight == 0,
+        )
 
     def _admitted_in_window(self, now: float) -> int:
         while self._admitted and self._admitted[0] + self.config.window_s <= now:

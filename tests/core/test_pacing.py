@@ -334,7 +334,9 @@ def test_headers_spend_exactly_what_remains_then_wait_for_the_reset() -> None:
     assert pacer.next_send_at(0.02) == pytest.approx(30.01)
     pacer.on_response(2, t_recv=0.03, status=200, headers=pacing.RateHeaders(300, 300, 30))
     pacer.on_response(3, t_recv=0.03, status=200, headers=pacing.RateHeaders(300, 300, 30))
-    assert pacer.next_send_at(0.04) == pytest.approx(30.03)
+    # Spent. In a first window, what the count holds beyond our sends may as well be another
+    # consumer's: the earliest reset an answer promised (30.01, a bound never early) ends it.
+    assert pacer.next_send_at(0.04) == pytest.approx(30.01)
     assert pacer.header_available(30.03) == 300
     assert pacer.next_send_at(30.03) == 30.03
 
@@ -408,8 +410,8 @@ def drive_shared(
     return rejected, dict(refused), now, float(k)
 
 
-@pytest.mark.parametrize("offset", [0.0, 0.3, 0.65])
-@pytest.mark.parametrize("latency", [0.001, 0.004])
+@pytest.mark.parametrize("offset", [0.0, 0.3, 0.65, 0.8])
+@pytest.mark.parametrize("latency", [0.001, 0.003, 0.008])
 def test_sharing_a_budget_neither_consumer_is_refused_once_the_other_shows(
     offset: float, latency: float
 ) -> None:
@@ -421,9 +423,10 @@ def test_sharing_a_budget_neither_consumer_is_refused_once_the_other_shows(
     # when it starts after our first burst), and its retries of those refusals spill into the
     # next; from then on it finds all it asks for.
     assert {k: v for k, v in refused.items() if k >= 3} == {}
-    # Within a window of the optimum that leaves it everything (the reserve for failovers and
-    # a margin on its pace cost a few requests a window; the optimum has none to spare).
-    assert span <= optimal + 1.0 + 0.05
+    # The goal with headers: within 5 % of the optimum that leaves it everything. That
+    # optimum has 7 requests to spare in all, so a window that ends with a few of its slots
+    # unused (a stale count, the failover reserve, the margin on its pace) costs a window more.
+    assert span <= 1.05 * optimal
 
 
 def test_another_consumer_is_left_a_fair_share_until_its_pace_is_known() -> None:
@@ -462,12 +465,54 @@ def test_a_burst_at_the_window_start_is_not_taken_for_the_other_consumers_pace()
     for i in range(1, 9):
         t = 1.1 + 0.05 * i
         answer(t, t + 0.001, count=33 + i + i)  # ours and its one in each step
-    pace, margin = pacer._foreign_pace()
+    pace, margin = pacer.other.pace(100)
     # Counted from the first answer a tenth of the window in (1.151): its 7 requests in the
     # 0.35 s after (not the 30 at the start: 300/s), weighed against half the budget's pace
     # (50/s: no earlier window showed one) as if seen for 0.2 s.
     assert pace == pytest.approx((7 + 50 * 0.2) / (0.35 + 0.2))
     assert margin < 0.3
+
+
+def test_the_first_burst_leaves_a_consumer_that_starts_with_us_its_share() -> None:
+    config = pacing.PacingConfig(quota=100, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # The first answer counts only ours. Another consumer that starts with us would show only
+    # in the answers after our first burst: for a tenth of a window it is presumed, and half
+    # the budget's pace (50/s) plus 30 % until the reset (1.01) is left to it, and two
+    # requests kept for refreshing the count.
+    answer(0.0, 0.01, count=1)
+    burst = []
+    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and len(burst) < 100:
+        burst.append(pacer.on_send(0.01))
+    assert len(burst) == 99 - math.ceil(50 * 1.3 * 1.0 + 3) + 1
+    for count, seq in enumerate(burst, start=2):
+        pacer.on_response(seq, t_recv=0.02, status=200, headers=pacing.RateHeaders(count, 100, 1))
+    # A tenth of a window after the first answer, the answers showed no one else: the rest
+    # of the budget goes at once.
+    rest = 0
+    while pacer.next_send_at(0.12, keep_reserve=True) == 0.12 and rest < 100:
+        pacer.on_send(0.12)
+        rest += 1
+    assert 1 + len(burst) + rest == 100
+
+
+def test_a_count_beyond_ours_in_the_first_window_leaves_another_consumer_its_share() -> None:
+    config = pacing.PacingConfig(quota=100, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # The very first answer counts one request that was not ours: another consumer's first,
+    # or a restart's last (it cannot tell yet). Nothing of the budget has a past to compare.
+    answer(0.0, 0.01, count=2)
+    sent = 0
+    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and sent < 100:
+        pacer.on_send(0.01)
+        sent += 1
+    # Its pace unknown, half the budget's pace (50/s) plus 30 % until the reset (1.01) is left
+    # to it, and two requests are kept for refreshing the count: not all 98 that remain go.
+    assert sent == 98 - math.ceil(50 * 1.3 * 1.0 + 3) + 1
+    # A failover write does not wait for that.
+    assert pacer.next_send_at(0.01) == 0.01
 
 
 def test_requests_in_flight_cannot_hide_another_consumer_from_the_sliding_log() -> None:
