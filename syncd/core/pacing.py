@@ -1064,9 +1064,11 @@ class EndpointEvidence:
     * but the token may never get there: when the suspected limit is what holds its requests
       back (a backlog whose every worker waits on that endpoint), the token stays below what
       it had admitted and no 429 comes to settle it. So while the token is well below that
-      (beyond the requests in flight and the slack), one request of the endpoint goes beyond
-      its level as a test (``test_due``): admitted, the limit is disproved — the refusal was
-      the token's, at what the token had admitted then (``on_tested``); refused, the
+      (beyond the requests in flight and the slack), and the endpoint's last ``level``
+      admissions came within ``burst_fraction`` of a window (so they are most likely all in
+      the server's current window, whatever its alignment), one request of the endpoint goes
+      beyond its level as a test (``test_due``): admitted, the limit is disproved — the
+      refusal was the token's, at what the token had admitted then (``on_tested``); refused, the
       endpoint's own limit is established (``on_refused``: refused at its level while the
       token had room), and only the endpoint pauses.
 
@@ -1079,14 +1081,23 @@ class EndpointEvidence:
         "_limits",
         "_refusals",
         "_top",
+        "burst_fraction",
         "memory_s",
         "slack",
         "window_s",
     )
 
-    def __init__(self, window_s: float, *, slack: int = 2, memory_windows: float = 30.0) -> None:
+    def __init__(
+        self,
+        window_s: float,
+        *,
+        slack: int = 2,
+        memory_windows: float = 30.0,
+        burst_fraction: float = 0.1,
+    ) -> None:
         self.window_s = window_s
         self.slack = slack
+        self.burst_fraction = burst_fraction
         self.memory_s = memory_windows * window_s
         self._admitted: dict[str, deque[float]] = {}
         self._all: deque[float] = deque()
@@ -1130,16 +1141,25 @@ class EndpointEvidence:
 
     def test_due(self, endpoint: str, *, now: float, in_flight: int) -> bool:
         """Whether one request to ``endpoint`` may go beyond its suspected (not established)
-        limit now, as a test: it has admitted its level in the last window, no test of it is in
-        flight, and the token — ``in_flight`` of its requests unanswered — is short of what it
-        had admitted when the endpoint was refused by more than the slack. A token limit then
-        cannot refuse it; only the endpoint's own can."""
+        limit now, as a test: it has admitted its level in the last window, the last that many
+        within ``burst_fraction`` of a window, no test of it is in flight, and the token —
+        ``in_flight`` of its requests unanswered — is short of what it had admitted when the
+        endpoint was refused by more than the slack. A token limit then cannot refuse it; only
+        the endpoint's own can."""
         limit = self._limits.get(endpoint)
         if limit is None or limit.established or limit.testing:
             return False
-        admitted = self._expire(self._admitted.get(endpoint, deque()), now)
+        times = self._admitted.get(endpoint, deque())
+        admitted = self._expire(times, now)
+        if admitted < limit.level:
+            return False
+        # Only the server's current window proves anything: the last ``level`` admissions must
+        # have come close together (a burst, as a full log releases them), or some may lie in
+        # the server's previous window and the test pass a limit that holds.
+        if times[-1] - times[-limit.level] > self.window_s * self.burst_fraction:
+            return False
         token = self._expire(self._all, now)
-        return admitted >= limit.level and token + in_flight + self.slack < limit.token_at
+        return token + in_flight + self.slack < limit.token_at
 
     def on_test(self, endpoint: str, *, seq: int) -> None:
         """The send numbered ``seq`` tests the endpoint's suspected limit (``test_due``)."""

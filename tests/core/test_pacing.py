@@ -810,3 +810,22 @@ def test_a_refusal_shown_to_be_the_tokens_teaches_the_pacer_its_quota() -> None:
     # Held like any limit the server showed: no increase after a clean window.
     pacer.on_response(pacer.on_send(30.0), t_recv=30.0, status=200, headers=None)
     assert pacer.assumed_quota == pytest.approx(30)
+
+
+def test_a_suspected_limit_is_not_tested_when_its_admissions_were_spread_out() -> None:
+    evidence = evidence_after([("GET a", 0.0)] * 26 + [("PUT a", 0.0)] * 4)
+    evidence.on_refused("PUT a", seq=31, now=0.0, in_flight=0)
+    # A window later the token is as short as before, but the 4 PUTs came over 3 s of the
+    # 10 s window: some may lie in the server's previous window (its alignment is unknown),
+    # so a fifth admitted would not show that the limit is not the endpoint's.
+    for seq, t_recv in enumerate((11.0, 12.0, 13.0, 14.0), start=32):
+        evidence.on_answer("PUT a", seq=seq, t_recv=t_recv, admitted=True)
+    for seq in range(36, 44):
+        evidence.on_answer("GET a", seq=seq, t_recv=14.0, admitted=True)
+    assert not evidence.test_due("PUT a", now=14.0, in_flight=0)
+    # The same 4 within a tenth of the window: most likely all in the server's current one.
+    evidence.on_answer("PUT a", seq=44, t_recv=14.5, admitted=True)
+    evidence.on_answer("PUT a", seq=45, t_recv=14.6, admitted=True)
+    evidence.on_answer("PUT a", seq=46, t_recv=14.6, admitted=True)
+    evidence.on_answer("PUT a", seq=47, t_recv=14.9, admitted=True)
+    assert evidence.test_due("PUT a", now=14.9, in_flight=0)
