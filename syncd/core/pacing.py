@@ -23,6 +23,7 @@ which no fixed window (whatever its alignment) and no token bucket of that quota
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import math
@@ -379,6 +380,10 @@ class SlidingLog:
         if excess >= len(self._done):
             return None
         return self._done[excess] + self.window_s
+
+    def answered_since(self, since: float) -> int:
+        """Answers that arrived at ``since`` or later (within the window)."""
+        return len(self._done) - bisect.bisect_left(self._done, since)
 
     def on_send(self) -> None:
         self.in_flight += 1
@@ -880,10 +885,11 @@ class Pacer:
         pending = self._log.in_flight
         # The sliding log is a safe fallback only while it accounts for everything the server
         # counted (not after a restart, nor when another process shares the token). Only our
-        # requests answered in the server's current window explain its count: those still in
-        # flight may not be counted yet, and those answered before the window are not in it
-        # (both could hide someone else's spending in the count).
-        self._log_explains = headers.count <= self._other.answered and self._other.at_least == 0
+        # requests answered since the server's current window began (by its earliest promised
+        # end) explain its count: those still in flight may not be counted yet, and those
+        # answered before the window are not in it (both could hide someone else's spending).
+        answered = self._log.answered_since(self._window_end - self.config.window_s)
+        self._log_explains = headers.count <= answered and self._other.at_least == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
             estimate = min(estimate, self.header_available(t_recv))
