@@ -593,9 +593,11 @@ class Pacer:
             self._bucket_at = now
 
     def _bucket_ready_at(self, now: float, level: float) -> float:
-        """When the local bucket holds ``level`` tokens."""
+        """When the local bucket holds ``level`` tokens — or is full, when ``level`` is more
+        than it holds (a quota of 1 or 2, such as an endpoint's own limit, is below the
+        reserve and margins the callers ask for: it would never be reached)."""
         self._refill_bucket(now)
-        need = level - self._bucket
+        need = min(level, self._quota) - self._bucket
         if need <= 0:
             return now
         return now + need * self.config.window_s / self._quota

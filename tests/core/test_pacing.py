@@ -847,3 +847,31 @@ def test_a_suspected_limit_is_not_tested_when_its_admissions_were_spread_out() -
     evidence.on_answer("PUT a", seq=46, t_recv=14.6, admitted=True)
     evidence.on_answer("PUT a", seq=47, t_recv=14.9, admitted=True)
     assert evidence.test_due("PUT a", now=14.9, in_flight=0)
+
+
+@pytest.mark.parametrize("allowed", [1, 2])
+def test_a_quota_below_the_reserve_and_margin_is_still_spent(allowed: int) -> None:
+    # An endpoint's own limit of 1 or 2 per window, shown by its headers: after each reset
+    # the reserve (1) and the probe margin (1) ask the local bucket for 3, which a bucket of
+    # 1 or 2 never holds: the pacer must send when its bucket is full, not wait for ever.
+    pacer = pacing.Pacer(pacing.PacingConfig(quota=allowed, window_s=60), now=0.0)
+    counts: collections.Counter[int] = collections.Counter()  # a fixed window's count
+    sent: list[float] = []
+    now = 0.0
+    while now < 600:
+        when = pacer.next_send_at(now)
+        assert when is not None
+        if when > now:
+            now = when
+            continue
+        seq = pacer.on_send(now)
+        window = math.floor(now / 60)
+        counts[window] += 1
+        assert counts[window] <= allowed  # never refused
+        headers = pacing.RateHeaders(
+            count=counts[window], allowed=allowed, reset_s=(window + 1) * 60 - now
+        )
+        pacer.on_response(seq, t_recv=now, status=200, headers=headers)
+        sent.append(now)
+    # Something sent in each of the ten windows.
+    assert {math.floor(t / 60) for t in sent} == set(range(10))
