@@ -551,7 +551,6 @@ class Pacer:
         # A 429 that may have been an endpoint's limit: what the token had admitted in its
         # window then (``on_throttled``, blame "unsure").
         self._unsure: int | None = None
-        self._org_limit: int | None = None  # the org's limit per window, as read (None: unknown)
         self._throttled_seq = 0  # sends so far when the latest pause began
         self._penalty_until = -math.inf
         # Header regime: what the freshest answer said remains, and when its count resets.
@@ -792,16 +791,6 @@ class Pacer:
                 return probe_at
         return by_log
 
-    @property
-    def org_limit(self) -> int | None:
-        """The token's limit per window as the org's limits API stated it (None: unknown)."""
-        return self._org_limit
-
-    def set_org_limit(self, limit: int | None) -> None:
-        """The token's limit per window as the org's limits API states it (None: unknown).
-        Without headers, a refusal below it shows someone else spends the same budget."""
-        self._org_limit = limit
-
     def set_quota(self, quota: int, *, now: float) -> None:
         """The token's known quota is ``quota`` per window from ``now`` on (the org's limit,
         read at run time): the assumed quota and the local bucket follow; what the server's
@@ -1017,18 +1006,9 @@ class Pacer:
         if (clean_window or (unsure is not None and unsure <= admitted)) and (
             0 < admitted < self._quota
         ):
-            quota = float(admitted)
+            self._learn(now, float(admitted))
         else:
-            quota = self._quota * self.config.decrease_factor
-        if self._org_limit is not None and admitted < self._org_limit:
-            # The token's limit is known (the org's, read at start), yet it refused with less
-            # admitted in a window: someone else spends this budget too (another integration
-            # on the same OAuth client), unseen without headers. Half of it is a fair share
-            # that leaves the other room for what it asks, up to half: every 429 of ours would
-            # pause us for a Retry-After, and every slot we take beyond that is one of its
-            # requests refused (and retried, and refused again).
-            quota = min(quota, self._org_limit / 2)
-        self._learn(now, quota)
+            self._learn(now, self._quota * self.config.decrease_factor)
         return self.paused_until
 
     def _learn(self, now: float, quota: float) -> None:

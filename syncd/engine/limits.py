@@ -61,7 +61,6 @@ async def adopt_org_limit(
     log.log(logging.WARNING if choice.lowered else logging.INFO, "%s", choice.sentence())
     if choice.quota != limiter.config.quota:
         limiter.set_quota(choice.quota)
-    limiter.set_org_limit(choice.org)
     if on_quota is not None:
         on_quota(choice.quota)
     return choice

@@ -158,13 +158,6 @@ class Limiter:
             self.config = dataclasses.replace(self.config, quota=quota)
         self._wake_head()
 
-    def set_org_limit(self, limit: int | None) -> None:
-        """The org's limit per token and window as its limits API states it (None: unknown):
-        every token's pacer knows it (without headers, a refusal below it shows a budget that
-        someone else spends too)."""
-        for pacer in self.pacers:
-            pacer.set_org_limit(limit)
-
     @property
     def queue_depth(self) -> int:
         return len(self._queue)

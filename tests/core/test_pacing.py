@@ -515,24 +515,6 @@ def test_a_count_beyond_ours_in_the_first_window_leaves_another_consumer_its_sha
     assert pacer.next_send_at(0.01) == 0.01
 
 
-@pytest.mark.parametrize(("org_limit", "learned"), [(None, 80.0), (100, 50.0)])
-def test_without_headers_a_refusal_below_the_orgs_limit_leaves_another_consumer_half(
-    org_limit: int | None, learned: float
-) -> None:
-    config = pacing.PacingConfig(quota=100, window_s=1.0, reserve=0, failover_reserve_fraction=0)
-    pacer = pacing.Pacer(config, now=0.0)
-    pacer.set_org_limit(org_limit)
-    for _ in range(80):
-        pacer.on_response(pacer.on_send(0.01), t_recv=0.02, status=200, headers=None)
-    # Refused with 80 admitted in the window. Unknown, the token's limit is taken to be what
-    # it admitted; known to be 100 (the org's limits API said so), someone else spent the
-    # other 20 of this budget: half of it is ours from now on.
-    seq = pacer.on_send(0.03)
-    pacer.on_response(seq, t_recv=0.04, status=429, headers=None)
-    pacer.on_throttled(now=0.04, retry_after_s=1.0, jitter_s=0.0, with_headers=False, seq=seq)
-    assert pacer.assumed_quota == learned
-
-
 def test_requests_in_flight_cannot_hide_another_consumer_from_the_sliding_log() -> None:
     config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
     pacer = pacing.Pacer(config, now=0.0)
