@@ -890,7 +890,11 @@ class Pacer:
         # requests answered since the server's current window began (by its earliest promised
         # end) explain its count: those still in flight may not be counted yet, and those
         # answered before the window are not in it (both could hide someone else's spending).
-        answered = self._log.answered_since(self._window_end - self.config.window_s)
+        # While no answer has promised an end, all our answers of the last window count.
+        began = -math.inf
+        if self._window_end < math.inf:
+            began = self._window_end - self.config.window_s
+        answered = self._log.answered_since(began)
         self._log_explains = headers.count <= answered and self._other.at_least == 0
         estimate = headers.remaining - pending
         if pending > 0 and not reset_seen:
