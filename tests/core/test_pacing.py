@@ -504,15 +504,19 @@ def test_a_count_beyond_ours_in_the_first_window_leaves_another_consumer_its_sha
     # The very first answer counts one request that was not ours: another consumer's first,
     # or a restart's last (it cannot tell yet). Nothing of the budget has a past to compare.
     answer(0.0, 0.01, count=2)
+    # Half a window later (the first tenth, when one is presumed anyway, is over) the count is
+    # still one beyond ours: no growth, but the first window has no past that the offset could
+    # be a constant of.
+    answer(0.49, 0.5, count=3)
     sent = 0
-    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and sent < 100:
-        pacer.on_send(0.01)
+    while pacer.next_send_at(0.5, keep_reserve=True) == 0.5 and sent < 100:
+        pacer.on_send(0.5)
         sent += 1
     # Its pace unknown, half the budget's pace (50/s) plus 30 % until the reset (1.01) is left
-    # to it, and two requests are kept for refreshing the count: not all 98 that remain go.
-    assert sent == 98 - math.ceil(50 * 1.3 * 1.0 + 3) + 1
+    # to it, and two requests are kept for refreshing the count: not all 97 that remain go.
+    assert sent == 97 - math.ceil(50 * 1.3 * (1.01 - 0.5) + 3) + 1
     # A failover write does not wait for that.
-    assert pacer.next_send_at(0.01) == 0.01
+    assert pacer.next_send_at(0.5) == 0.5
 
 
 def test_requests_in_flight_cannot_hide_another_consumer_from_the_sliding_log() -> None:
