@@ -408,6 +408,7 @@ class ForeignSpend:
     """
 
     __slots__ = (
+        "_answered",
         "_carry",
         "_config",
         "_first",
@@ -416,14 +417,13 @@ class ForeignSpend:
         "_prev_rate",
         "_probe_until",
         "_shared_until",
-        "answered",
         "at_least",
         "seen_at",
     )
 
     def __init__(self, config: PacingConfig, *, now: float) -> None:
         self._config = config  # its window and shared_* knobs (set_quota changes neither)
-        self.answered = 0  # our answers in this window
+        self._answered = 0  # our answers in this window
         self._carry = 0  # our requests in flight when the window began: maybe counted in it
         self._first: int | None = None  # beyond ours at the window's first answer, at most
         self.at_least = 0  # what the server counted beyond our sends, at least
@@ -457,7 +457,7 @@ class ForeignSpend:
             self._prev_rate = self.pace(allowed)[0]
         self._pace_from = None
         self._first_window = False
-        self.answered = 0
+        self._answered = 0
         self._carry = carry
         self._first = None
         self.at_least = 0
@@ -467,7 +467,7 @@ class ForeignSpend:
     ) -> None:
         """One answer of this window: its ``count``, with ``ours_sent`` of our requests sent in
         the window so far; ``idle``: none of ours is in flight now."""
-        self.answered += 1
+        self._answered += 1
         if self._probe_until == math.inf:
             self._probe_until = t_recv + self._config.window_s / 10
         ours_at_most = ours_sent + self._carry
@@ -480,7 +480,7 @@ class ForeignSpend:
         if self._first is None:
             # At most this much was someone else's when the window's first answer came (a
             # restart's or another process's earlier spending is a constant, not a consumer).
-            self._first = count - self.answered
+            self._first = count - self._answered
         if count - ours_at_most > self._first or (self._first_window and count > ours_at_most):
             # Spending beyond ours grew within the window (a restart's or another process's
             # earlier spending is a constant), or showed in the first window, which has no past
