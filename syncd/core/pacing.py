@@ -356,12 +356,13 @@ class SlidingLog:
     window of length ``window_s`` (aligned anyhow) can contain more than ``limit`` of them.
     """
 
-    __slots__ = ("_done", "in_flight", "window_s")
+    __slots__ = ("_done", "in_flight", "last_answer", "window_s")
 
     def __init__(self, window_s: float) -> None:
         self.window_s = window_s
         self._done: deque[float] = deque()
         self.in_flight = 0
+        self.last_answer = -math.inf  # when the latest answer arrived
 
     def _expire(self, now: float) -> None:
         while self._done and self._done[0] + self.window_s <= now:
@@ -394,6 +395,10 @@ class SlidingLog:
         if self._done and t_recv < self._done[-1]:
             t_recv = self._done[-1]
         self._done.append(t_recv)
+        self.last_answer = t_recv
+        # Answers a window older than this one are in no window with it: dropped as they age,
+        # or a token whose budget is never spent (nothing else asks the log) keeps them all.
+        self._expire(t_recv)
 
 
 class ForeignSpend:
@@ -694,6 +699,11 @@ class Pacer:
             by_log = self._window_end if by_log is None else min(by_log, self._window_end)
         if self._epoch_end < math.inf:
             return self._epoch_end if by_log is None else min(by_log, self._epoch_end)
+        if by_log is None and self._log.in_flight == 0:
+            # No reset promised, the log cannot vouch, and nothing in flight will bring a
+            # fresher count: one request goes a window after our latest answer (a window has
+            # restarted by then, a bucket refilled), or the token would never send again.
+            return max(now, self._log.last_answer + self.config.window_s)
         return by_log
 
     def _next_shared(self, now: float, hold: int) -> float | None:

@@ -790,6 +790,35 @@ def test_a_spent_budget_whose_answers_promise_no_reset_is_paced_by_the_log() -> 
     assert pacer.next_send_at(0.92) == pytest.approx(1.01)
 
 
+def test_a_spent_budget_shared_with_no_promised_reset_is_tried_again() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # Someone else spent one request before ours, and every answer promises no reset (0, as a
+    # count that resets within the second may read): the count is not ours alone, so the log
+    # cannot vouch, and no reset is promised to wait for.
+    for i in range(9):
+        answer(0.1 * i, 0.1 * i + 0.01, count=i + 2, allowed=10, reset=0)
+    assert pacer.in_flight == 0
+    assert pacer.header_available(0.9) == 0
+    # Nothing in flight will bring a fresher count: waiting "for an answer" would stop this
+    # token for good. One request goes a window after our latest answer instead.
+    assert pacer.next_send_at(0.9) == pytest.approx(0.81 + 1.0)
+
+
+def test_the_log_keeps_only_the_answers_of_the_last_window() -> None:
+    # A long-running daemon that never spends its budget: 20 000 answers at 2 per second, each
+    # with plenty remaining. The log must hold a window of answers, not every answer ever.
+    config = pacing.PacingConfig(quota=300, window_s=60.0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    for i in range(20_000):
+        t = 0.5 * i
+        assert pacer.next_send_at(t) == t
+        answer(t, t + 0.1, count=1 + i % 120, allowed=300, reset=60 - (t % 60))
+    assert len(pacer._log._done) <= 121  # the memory the log holds
+
+
 # --- the quota to pace by: configured, or the org's limit when lower --------------------------
 
 
