@@ -327,3 +327,87 @@ async def test_a_write_still_waiting_when_the_epoch_changes_is_given_up_unsent(
     assert run.limiter.let_through == run.sent == 0
     assert [(r.outcome, r.epoch) for r in run.rows] == [(state.INTERRUPTED, 7)] * run.writes
     assert run.report.applied == 0
+
+
+# --- a further attempt under another epoch ---------------------------------------------------
+
+
+class NewEpochAfter:
+    """Epoch 7 for the first ``grants`` permits, epoch 8 after them (the replica lost the lease
+    and won it again in between); deadlines far off, never renewed."""
+
+    def __init__(self, grants: int) -> None:
+        self.grants = grants
+        self.given: list[int | None] = []
+
+    def leading(self) -> bool:
+        return True
+
+    def permit(self) -> ports.Permit:
+        epoch = 7 if len(self.given) < self.grants else 8
+        self.given.append(epoch)
+        return ports.Permit(epoch=epoch, deadline=asyncio.get_running_loop().time() + 3600)
+
+    def deadline_of(self, permit: ports.Permit) -> float | None:
+        return permit.deadline
+
+
+class EditBeforePut:
+    """The real API port, but a person edits route ``route_id`` just before syncd's first PUT of
+    it reaches the server: that PUT carries a stale version and meets a 409."""
+
+    def __init__(self, inner: api_mod.GenesysApiPort, sim: Sim, route_id: str) -> None:
+        self._inner = inner
+        self._sim = sim
+        self._route_id = route_id
+        self.edited = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def put_route(
+        self, route: model.Route, body: bytes, *, priority: int
+    ) -> api_mod.WriteResult:
+        if route.id == self._route_id and not self.edited:
+            self.edited = True
+            self._sim.human_edit("route", route.id)
+        return await self._inner.put_route(route, body, priority=priority)
+
+
+async def test_a_conflict_retry_under_a_new_epoch_is_not_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim, engine = running.sim, asm.engine
+        await engine.start()
+        planned = await engine.run_once(dry_run=True)
+        assert planned is not None
+        writes = len(planned.plan.writes)
+        route = next(w for w in planned.plan.writes if w.kind is model.WriteKind.ROUTE_ORDER)
+        engine.applier.concurrency = writes  # every first attempt gets its permit at once
+        fence = NewEpochAfter(writes)
+        engine.applier.fence = fence
+        editor = EditBeforePut(engine.api, sim, route.object_id)
+        engine.applier.api = editor  # type: ignore[assignment]
+        engine.reader.api = editor  # type: ignore[assignment]
+
+        outcome = await engine.run_once(dry_run=False)
+
+        assert outcome is not None
+        assert outcome.report is not None
+        assert editor.edited
+        assert sim.count(route=ROUTE, method="PUT", status=409) == 1
+        # The conflict was re-read and re-planned, but the retry's permit came under epoch 8:
+        # it was not sent (the 409 is the only PUT of that route), and says why.
+        assert fence.given[writes:] == [8]
+        row = next(r for r in await asm.store.history() if r.object_id == route.object_id)
+        assert (row.outcome, row.epoch, row.attempts) == (state.FAILED, 7, 2)
+        assert "epoch changed from 7 to 8" in row.error
+        assert outcome.report.fenced == 1
+        assert outcome.report.applied == writes - 1
+        puts = [
+            r
+            for r in sim.requests_json()
+            if r["method"] == "PUT" and str(r["path"]).endswith(route.object_id)
+        ]
+        assert [r["status"] for r in puts] == [409]
