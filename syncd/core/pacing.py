@@ -706,10 +706,11 @@ class Pacer:
         ``shared_refresh`` requests of the rest are kept for refreshing the count. While what
         the count leaves exceeds its expected spending less the margin (or while its pace in
         this window is not known yet), one request at a time goes once our view of the count
-        is a tenth of the window old: the answers show its pace in this window, and what it
-        leaves is taken before the reset. In the window's last stretch (``_release_at``) the
-        failover reserve and the refresh requests are released, and the view is refreshed a
-        hundredth of a window apart."""
+        is a tenth of the window old (a twentieth for those kept, which are spare even with the
+        margin): the answers show its pace in this window, and what it leaves is taken before
+        the reset. In the window's last stretch (``_release_at``) the failover reserve and the
+        refresh requests are released, and the view is refreshed a hundredth of a window
+        apart."""
         window = self.config.window_s
         left = self._window_end - now
         if left <= 0:

@@ -555,10 +555,12 @@ def test_a_count_ahead_of_our_answered_requests_is_not_explained_by_the_log() ->
 
 
 def _answerer(pacer: pacing.Pacer) -> Callable[..., None]:
-    def answer(t_send: float, t_recv: float, *, count: int, allowed: int = 100) -> None:
+    def answer(
+        t_send: float, t_recv: float, *, count: int, allowed: int = 100, reset: float = 1
+    ) -> None:
         seq = pacer.on_send(t_send)
         pacer.on_response(
-            seq, t_recv=t_recv, status=200, headers=pacing.RateHeaders(count, allowed, 1)
+            seq, t_recv=t_recv, status=200, headers=pacing.RateHeaders(count, allowed, reset)
         )
 
     return answer
@@ -599,6 +601,193 @@ def test_sharing_a_spent_window_waits_for_its_earliest_promised_reset_a_window_a
     # begins (1.96, when a failover reserve would be released), and again nothing is spare.
     assert pacer.next_send_at(1.3, keep_reserve=True) == pytest.approx(1.96)
     assert pacer.next_send_at(1.96, keep_reserve=True) == pytest.approx(2.01)
+
+
+# --- another consumer of the same budget: one rule at a time ----------------------------------
+# drive_shared above tests these rules together; each test below fails when its rule alone is
+# removed from pacing.py.
+
+
+@pytest.mark.parametrize(("fraction", "expected"), [(0.02, 102), (0.2, 87)])
+def test_the_failover_reserve_is_kept_inside_the_margin_left_to_another_consumer(
+    fraction: float, expected: int
+) -> None:
+    config = pacing.PacingConfig(
+        quota=300, window_s=60, reserve=0, failover_reserve_fraction=fraction
+    )
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    answer(0.0, 0.01, count=1, allowed=300, reset=60)
+    # A consumer that starts with us is presumed, its pace unknown: half the budget's pace
+    # (2.5/s) until the reset (60.01) is left to it, 150, and a margin of 30 %, 45 more. The
+    # failover reserve (6 of 300; 60 with a fifth) is kept from routine work as well, but
+    # inside that margin: either serves the other's need. Of the 299 that remain, 2 more are
+    # kept for refreshing the count and the rest goes at once: 299 - (150 + 45 + 2) = 102, or
+    # 299 - (150 + 60 + 2) = 87 when the reserve is the larger. On top of the margin, the
+    # reserve would leave its slots of every shared window unused (96 and 42 would go).
+    sent = 0
+    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and sent < 300:
+        pacer.on_send(0.01)
+        sent += 1
+    assert sent == expected
+    # A failover write takes from the margin.
+    assert pacer.next_send_at(0.01) == 0.01
+
+
+def test_a_backlog_after_a_quiet_spell_leaves_what_the_other_consumer_spent_meanwhile() -> None:
+    config = pacing.PacingConfig(quota=300, window_s=60, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    answer(0.0, 0.01, count=1, allowed=300, reset=60)
+    answer(6.0, 6.01, count=12, allowed=300, reset=54)  # 10 beyond ours: someone else
+    assert pacer.header_available(6.01) == 288
+    # Nothing of ours for 24 s; then a backlog. Our view of the count is 24 s old, and the other
+    # consumer kept spending meanwhile: what it spent since is counted now, so an underestimate
+    # of it is a 429 of ours. At its expected pace (2.5/s: nothing seen since its pace is
+    # counted, half the budget's as the prior) with the margin (30 %), 3.25/s from the freshest
+    # answer (6.01) to the reset (60.01) is left to it, and 2 requests for refreshing the count.
+    sent = 0
+    while pacer.next_send_at(30.0, keep_reserve=True) == 30.0 and sent < 300:
+        pacer.on_send(30.0)
+        sent += 1
+    assert sent == 288 - math.ceil(3.25 * (60.01 - 6.01) + 3) + 1  # 110
+    # Not counting the 24 s (78 requests) would send 188; counting them without the margin, 128.
+
+
+def test_what_a_consumer_that_stopped_leaves_is_found_by_refreshing_the_count() -> None:
+    config = pacing.PacingConfig(quota=300, window_s=60, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    answer(0.0, 0.01, count=1, allowed=300, reset=60)
+    # A tenth of a window in, the other consumer has spent 250 (a burst at the window's start);
+    # then it spends nothing more. 48 remain: by its expected pace (2.5/s, before its pace in
+    # this window is known) it would spend 135 more until the reset (60.01), so none is spare.
+    answer(6.0, 6.01, count=252, allowed=300, reset=54)
+    sent: list[float] = []
+    now, count = 6.01, 252
+    while len(sent) < 3:
+        when = pacer.next_send_at(now, keep_reserve=True)
+        assert when is not None
+        count += 1
+        answer(when, when + 0.01, count=count, allowed=300, reset=60.0 - when)
+        sent.append(when)
+        now = when + 0.01
+    # One request refreshes the count a tenth of a window after the freshest answer while the
+    # count alone leaves room, its pace in this window not yet known (12.01, 18.02); then
+    # while its pace less the margin does (seen for a fifth of a window: 0 in 12 s, weighed
+    # 1.25/s, margin 20 %: 42 of the 46 until the reset; by its pace alone, 52): 24.03. Without
+    # refreshing, nothing would go before the window's last stretch (57.01), and what it left
+    # would be lost.
+    assert sent == pytest.approx([12.01, 18.02, 24.03])
+
+
+def test_the_last_requests_of_a_backlog_go_a_twentieth_of_a_window_after_the_count() -> None:
+    config = pacing.PacingConfig(quota=300, window_s=60, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    answer(0.0, 0.01, count=2, allowed=300, reset=60)  # one not ours: someone else
+    burst = []
+    while pacer.next_send_at(0.01, keep_reserve=True) == 0.01 and len(burst) < 300:
+        burst.append(pacer.on_send(0.01))
+    # Its pace unknown, 2.5/s plus 30 % until the reset (60.01) is left to it, and 2 of the 298
+    # that remain are kept for refreshing the count: 101 go.
+    assert len(burst) == 298 - math.ceil(2.5 * 1.3 * 60 + 3) + 1
+    for count, seq in enumerate(burst, start=3):
+        pacer.on_response(seq, t_recv=0.02, status=200, headers=pacing.RateHeaders(count, 300, 60))
+    # The backlog's last two requests are the two kept, spare even with the margin: only what
+    # the answers show can free more, so the first goes a twentieth of a window after the
+    # freshest answer (3.02), not a tenth (6.02). Its answer shows that the other consumer
+    # spent nothing since, and the last one goes at once.
+    first = pacer.next_send_at(0.02, keep_reserve=True)
+    assert first == pytest.approx(0.02 + 60 / 20)
+    answer(first, first + 0.01, count=len(burst) + 3, allowed=300, reset=60.0 - first)
+    assert pacer.next_send_at(first + 0.01, keep_reserve=True) == pytest.approx(first + 0.01)
+
+
+def test_a_rising_pace_is_not_met_with_the_pace_of_a_window_it_has_outgrown() -> None:
+    config = pacing.PacingConfig(quota=100, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # A window our answers saw whole: the other consumer at 10/s (2 by 0.21, 9 by 0.91).
+    answer(0.0, 0.01, count=1)
+    answer(0.2, 0.21, count=2 + 2)
+    answer(0.9, 0.91, count=3 + 9)
+    # The next (its count went down): it rises to 40/s, and our answers see only 0.3 s of it.
+    answer(1.01, 1.02, count=1)
+    answer(1.2, 1.21, count=2 + 8)
+    answer(1.5, 1.51, count=3 + 20)
+    # The one after: the window seen for less than half passes on its estimate (its 12 in
+    # 0.3 s weighed against the 10/s before as if seen for 0.2 s: 28/s), not the pace of the
+    # window before it (10/s).
+    answer(2.01, 2.02, count=1)
+    assert pacer.other.pace(100)[0] == pytest.approx((12 + 10 * 0.2) / (0.3 + 0.2))
+    sent = 0
+    while pacer.next_send_at(2.02, keep_reserve=True) == 2.02 and sent < 100:
+        pacer.on_send(2.02)
+        sent += 1
+    # 28/s plus 30 % until the reset (3.01) is left to it, and 2 kept for refreshing: 60 go,
+    # not 84 (which would leave a consumer asking 40/s 15 of this window).
+    assert sent == 99 - math.ceil(28 * 1.3 * 0.99 + 3) + 1
+
+
+def test_our_answers_from_before_the_window_cannot_hide_another_consumer_from_the_log() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    # The server counts 10 in each window from 0: five of ours at the end of the first.
+    late = [pacer.on_send(0.955) for _ in range(5)]
+    for count, seq in enumerate(late, start=1):
+        pacer.on_response(seq, t_recv=0.96, status=200, headers=pacing.RateHeaders(count, 10, 0.04))
+    # In the next, another consumer's 2 requests come first, then 8 of ours: 6 answers count 3
+    # to 8 while two of ours are on their way, so the count never shows more than our sends.
+    sent = [pacer.on_send(1.002) for _ in range(8)]
+    for count, seq in enumerate(sent[:6], start=3):
+        pacer.on_response(seq, t_recv=1.01, status=200, headers=pacing.RateHeaders(count, 10, 0.99))
+    # Spent (10 - 8, less the 2 in flight). Our 11 answers of the last second would explain the
+    # count, and the log would free a slot a window after the first of them (1.96): inside the
+    # server's window, which holds 10 — refused. Only the 6 answered since the window began
+    # (at 1.0, a window before its promised end) count, and they do not explain it.
+    assert pacer.next_send_at(1.01) == pytest.approx(2.0)
+
+
+def test_our_requests_answered_after_the_reset_let_the_log_vouch_before_a_late_reset() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=10.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    answer = _answerer(pacer)
+    # The server counts 10 in each window of 10 s from 0; its reset is rounded up to seconds.
+    answer(0.0, 0.01, count=1, allowed=10, reset=10)
+    for count in (2, 3, 4):
+        answer(9.5, 9.51, count=count, allowed=10, reset=1)
+    # Three of ours go just after the server's window ended (10.0), before its late promised
+    # reset (10.51), when this token charges them to the new window as maybe counted there.
+    carried = [pacer.on_send(10.45) for _ in range(3)]
+    assert pacer.next_send_at(10.55) == 10.55
+    for count, seq in enumerate(carried, start=1):
+        pacer.on_response(seq, t_recv=10.6, status=200, headers=pacing.RateHeaders(count, 10, 10))
+    for count in range(4, 11):
+        answer(10.7, 10.8, count=count, allowed=10, reset=10)
+    # Spent. All 10 counted are ours answered since the window began (10.01 at the latest),
+    # the three carried ones too: the log vouches for a slot a window after the fourth of its
+    # answers (20.6), not only at the freshest answer's late reset (20.8). The server's window
+    # began at 20.0.
+    assert pacer.next_send_at(10.8) == pytest.approx(20.6)
+
+
+def test_a_spent_budget_whose_answers_promise_no_reset_is_paced_by_the_log() -> None:
+    config = pacing.PacingConfig(quota=10, window_s=1.0, reserve=0, failover_reserve_fraction=0)
+    pacer = pacing.Pacer(config, now=0.0)
+    # Answers that promise no reset (0): the count says what remains, never when it returns.
+    for i in range(10):
+        now = 0.1 * i
+        assert pacer.next_send_at(now) == now
+        seq = pacer.on_send(now)
+        headers = pacing.RateHeaders(i + 1, 10, 0)
+        pacer.on_response(seq, t_recv=now + 0.01, status=200, headers=headers)
+    # Spent, nothing in flight, no reset to wait for. While no answer has promised the window's
+    # end, our answers of the last window explain the count: the log vouches for a slot a
+    # window after the first of them. Were none counted, the token would wait for an answer
+    # that never comes, and never send again.
+    assert pacer.in_flight == 0
+    assert pacer.next_send_at(0.92) == pytest.approx(1.01)
 
 
 # --- the quota to pace by: configured, or the org's limit when lower --------------------------
