@@ -13,7 +13,9 @@ holder's own monotonic clock:
   either it could not renew for the renew deadline (client-go's rule: stop leading the moment
   you cannot renew), or too little lease is left for the slowest write to reach Genesys Cloud
   before another replica could take over. A write starts only with at least ``max_write_s`` of
-  runway before ``stop_at`` and is abandoned at ``stop_at``.
+  runway before ``stop_at`` and is abandoned at ``stop_at`` — at the ``stop_at`` of its lease as
+  renewed meanwhile under the same epoch (``deadline_of``), so a write kept waiting by the
+  limiter is not abandoned while the lease it was permitted under goes on.
 * A follower tries again after ``retry_s``, or as soon as the current lease runs out if that is
   sooner (Redis tells it the remaining TTL), so a crashed leader is replaced about ``lease_s``
   after its last renewal.
@@ -98,6 +100,16 @@ def write_deadline(held: Held | None, timing: LeaseTiming, *, now: float) -> flo
     if now + timing.max_write_s > end:
         return None
     return end
+
+
+def deadline_of(held: Held | None, timing: LeaseTiming, *, epoch: int | None) -> float | None:
+    """Where the deadline of a write permitted under ``epoch`` stands now: ``stop_at`` of the
+    lease as renewed since (renewals of one epoch only move it later), or None when this replica
+    no longer holds that epoch's lease — a write goes on across its own lease's renewals, never
+    into another lease or past a step-down."""
+    if held is None or held.epoch != epoch:
+        return None
+    return stop_at(held, timing)
 
 
 def renewed(held: Held, *, epoch: int, sent_at: float) -> Held:

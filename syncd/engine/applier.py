@@ -15,7 +15,9 @@ finish.
 With replicas (docs/ha.md), every write — every attempt of it — first asks the fence for a
 permit: none when this replica is not the leader or its lease is too close to its end (the
 write is not sent, and nothing new starts); otherwise the permit's epoch is recorded with the
-write and the write is abandoned at the permit's deadline, before the lease can lapse.
+write and the write is abandoned at the permit's deadline, before the lease can lapse — unless
+that lease was renewed meanwhile under the same epoch: then at the renewed lease's deadline, so
+a write kept waiting by the limiter across renewals is not given up while its lease goes on.
 
 This module decides nothing about *what* to write (that is ``core.planner``).
 """
@@ -372,9 +374,12 @@ class Applier:
     ) -> str:
         if permit.deadline is None:
             return await self._send(write, objects, fresh)
-        # The event loop's clock is time.monotonic, the clock the fence's deadline is in.
-        async with asyncio.timeout_at(permit.deadline):
-            return await self._send(write, objects, fresh)
+        async with asyncio.timeout(None) as bound:
+            follow = _FollowLease(self.fence, permit, bound)
+            try:
+                return await self._send(write, objects, fresh)
+            finally:
+                follow.stop()
 
     async def _send(
         self,
@@ -412,6 +417,44 @@ class Applier:
         if write.kind is model.WriteKind.TRUNK_CALL_RATE:
             return await self.api.get_trunk_base(write.object_id, priority=prio)
         return await self.api.get_campaign(write.object_id, priority=prio)
+
+
+class _FollowLease:
+    """Ends a write (its ``bound`` expires: ``TimeoutError``) when the lease it was permitted
+    under ends. When the permit's deadline arrives the fence says where that lease's deadline
+    stands now: renewed under the same epoch, the write goes on to the new deadline (and so on);
+    not renewed, stepped down or another epoch, it ends at once. A write that waits for the
+    limiter or the shared budget across renewals is thus not abandoned while its lease lasts,
+    and never outlives it: the check runs at each deadline, never after it.
+
+    The event loop's clock is time.monotonic, the clock the fence's deadlines are in.
+    """
+
+    def __init__(self, fence: ports.Fence, permit: ports.Permit, bound: asyncio.Timeout) -> None:
+        if permit.deadline is None:
+            raise ValueError("only a permit with a deadline has a lease to follow")
+        self._fence = fence
+        self._permit = permit
+        self._bound = bound
+        self._until = permit.deadline
+        self._loop = asyncio.get_running_loop()
+        self._check = self._loop.call_at(self._until, self._deadline_arrived)
+
+    def _deadline_arrived(self) -> None:
+        now = self._loop.time()
+        try:
+            until = self._fence.deadline_of(self._permit)
+        except Exception:  # a fence that cannot say ends the write: safety before liveness
+            log.exception("The fence could not say whether the lease goes on; the write ends.")
+            until = None
+        if until is None or until <= max(self._until, now):
+            self._bound.reschedule(now)  # expires on the next turn of the loop
+            return
+        self._until = until
+        self._check = self._loop.call_at(until, self._deadline_arrived)
+
+    def stop(self) -> None:
+        self._check.cancel()
 
 
 def _answer_lost(exc: errors.ApiError) -> bool:

@@ -4,10 +4,11 @@ Role: the Redis I/O of high availability (docs/ha.md). ``Coordinator`` runs the 
 (acquire with ``SET NX PX`` inside a Lua script that also increments the epoch, renew every
 ``retry_s``, step down when it cannot renew within ``renew_deadline_s``), answers the engine's
 ``Fence`` (``permit()`` before every write: the epoch to record and the deadline to abandon the
-write at) and the limiter's ``SharedBudget`` (a GCRA per OAuth client in one atomic Lua script,
-the algorithm of redis-cell's ``CL.THROTTLE``, plus a pause that a 429 on any replica publishes
-for all). Every timing decision is ``core.lease``'s; this module only talks to Redis, sleeps
-and reports.
+write at; ``deadline_of()`` when that deadline arrives: later if the lease was renewed meanwhile)
+and the limiter's ``SharedBudget`` (a GCRA per OAuth client in one atomic Lua script, the
+algorithm of redis-cell's ``CL.THROTTLE``, plus a pause that a 429 on any replica publishes for
+all). Every timing decision is ``core.lease``'s; this module only talks to Redis, sleeps and
+reports.
 
 Faults: any Redis error counts as "cannot renew"; the leader keeps its lease only until
 ``core.lease.stop_at`` (always within the renew deadline) and then stops writing; the shared
@@ -253,6 +254,13 @@ class Coordinator:
                 "this replica does not hold the leader lease with enough time left for a write"
             )
         return ports.Permit(epoch=held.epoch, deadline=deadline)
+
+    def deadline_of(self, permit: ports.Permit) -> float | None:
+        # ``_held`` changes by a renewal of the same epoch (``stop_at`` moves later: the key
+        # stayed ours in Redis, nobody else can have written), a step-down (None: the write
+        # ends) or an acquisition (a new epoch: the write ends; the same one only when the
+        # key was still ours, which again nobody else can have held meanwhile).
+        return lease.deadline_of(self._held, self.timing, epoch=permit.epoch)
 
     @property
     def epoch(self) -> int | None:

@@ -46,7 +46,8 @@ class Observer(Protocol):
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
 class Permit:
     """Leave to send one write: the fencing epoch to record with it (None without coordination)
-    and the event-loop time (``time.monotonic``) by which the write must be done or abandoned."""
+    and the event-loop time (``time.monotonic``) by which the write must be done or abandoned,
+    unless the lease is renewed under the same epoch meanwhile (``Fence.deadline_of``)."""
 
     epoch: int | None
     deadline: float | None
@@ -63,6 +64,13 @@ class Fence(Protocol):
         """Leave to start one write now; ``errors.NotLeader`` when there is none."""
         ...
 
+    def deadline_of(self, permit: Permit) -> float | None:
+        """Where the deadline of a write sent under ``permit`` stands now: the end of the same
+        lease as renewed since (same epoch; never earlier than before), or None when this
+        replica no longer holds that lease. Asked when the deadline arrives, so a write kept
+        waiting (the limiter, the shared budget) goes on while its lease does, and not after."""
+        ...
+
 
 class NoFence:
     """The embedded default (one process, no coordination): always the leader, no epoch."""
@@ -72,3 +80,6 @@ class NoFence:
 
     def permit(self) -> Permit:
         return Permit(epoch=None, deadline=None)
+
+    def deadline_of(self, permit: Permit) -> float | None:
+        return permit.deadline

@@ -56,6 +56,18 @@ def test_renewals_never_move_backwards_and_keep_the_epoch() -> None:
         lease.renewed(held, epoch=3, sent_at=60.0)
 
 
+def test_a_write_s_deadline_follows_its_lease_renewals_and_no_other_lease() -> None:
+    held = lease.Held(epoch=4, renewed_sent_at=100.0)
+    permitted = lease.write_deadline(held, T, now=100.0)
+    assert lease.deadline_of(held, T, epoch=4) == permitted == 110.0
+    # renewed under the same epoch: the write in flight may go on to the renewed lease's stop
+    later = lease.renewed(held, epoch=4, sent_at=103.0)
+    assert lease.deadline_of(later, T, epoch=4) == 113.0
+    # another epoch (stepped down and won again) or none at all: the write ends now
+    assert lease.deadline_of(lease.Held(epoch=5, renewed_sent_at=103.0), T, epoch=4) is None
+    assert lease.deadline_of(None, T, epoch=4) is None
+
+
 def test_a_follower_tries_again_when_the_lease_lapses_if_that_is_sooner() -> None:
     assert lease.next_attempt_in(T, leading=True) == T.retry_s
     assert lease.next_attempt_in(T, leading=False) == T.retry_s
@@ -83,3 +95,10 @@ def test_no_write_may_run_past_the_lease_another_replica_could_take(
         # can be another replica's, in the holder's slowest-running clock
         assert deadline + timing.max_write_s <= lease.valid_until(held, timing) + 1e-9
         assert now + timing.max_write_s <= deadline
+        # and as the lease is renewed (same epoch), the deadline moves with it: never past the
+        # renewed lease's own margin
+        renewed = lease.renewed(held, epoch=1, sent_at=now)
+        moved = lease.deadline_of(renewed, timing, epoch=1)
+        assert moved is not None
+        assert moved >= deadline
+        assert moved + timing.max_write_s <= lease.valid_until(renewed, timing) + 1e-9

@@ -107,6 +107,27 @@ async def test_a_renewal_keeps_the_lease_and_a_lost_key_steps_the_leader_down(
         await a.close()
 
 
+async def test_a_write_s_deadline_follows_renewals_of_its_epoch_and_ends_with_the_lease(
+    redis_server: redisproc.RedisServer,
+) -> None:
+    clock = FakeClock()
+    a = make(redis_server, holder="a", clock=clock)
+    try:
+        await a.step()
+        permit = a.permit()
+        assert a.deadline_of(permit) == permit.deadline  # not renewed since
+        clock.now += 0.5
+        await a.step()  # renewed under the same epoch: a write in flight may go on
+        assert a.deadline_of(permit) == pytest.approx(permit.deadline + 0.5)
+        await a.release()  # stepped down: it ends at once
+        assert a.deadline_of(permit) is None
+        await a.step()  # leads again, under a new epoch: the old write does not go on in it
+        assert a.permit().epoch == permit.epoch + 1  # type: ignore[operator]
+        assert a.deadline_of(permit) is None
+    finally:
+        await a.close()
+
+
 async def test_redis_down_the_leader_stops_within_the_renew_deadline_and_resumes_after(
     redis_server: redisproc.RedisServer,
 ) -> None:
