@@ -6,10 +6,12 @@ failover priority leaves a small reserve of each window unspent (``failover_rese
 failover request finds room even while a backlog drains; the slot goes to the token of the
 pool that can send earliest (fewest requests in flight on a tie). Only the head of the queue
 watches the clock and the pacers; the others sleep until they become the head, one woken at a
-time. An endpoint with a limit of its own (found from its headers, or from 429s without them)
-gets a pacer of its own, which its requests pass as well. The arithmetic — header-driven
-pacing, the sliding log, the 429 pause, AIMD, whom a 429 is blamed on — lives in the pure
-``syncd.core.pacing``; this module only waits on it, with an injectable clock and sleep.
+time — except behind a head pinned to one token (a notification channel's call), which holds
+back its own token only: the next waiter decides too, on the other tokens. An endpoint with a
+limit of its own (found from its headers, or from 429s without them) gets a pacer of its own,
+which its requests pass as well. The arithmetic — header-driven pacing, the sliding log, the
+429 pause, AIMD, whom a 429 is blamed on — lives in the pure ``syncd.core.pacing``; this module
+only waits on it, with an injectable clock and sleep.
 
 It must not perform HTTP, translate errors or know about credentials; it must not let a
 request wait longer than the configured maximum Retry-After without failing it clearly.
@@ -101,10 +103,12 @@ class Lease:
 
 @dataclass(order=True, slots=True)
 class _Waiter:
-    """One queued request; ordered by (priority, arrival). ``wake`` is set to rouse it."""
+    """One queued request; ordered by (priority, arrival). ``wake`` is set to rouse it;
+    ``token``: the one token of the pool it may use (None: any)."""
 
     priority: int
     arrival: int
+    token: int | None = field(compare=False, default=None)
     wake: asyncio.Event = field(compare=False, default_factory=asyncio.Event)
 
 
@@ -163,9 +167,41 @@ class Limiter:
         return len(self._queue)
 
     def _wake_head(self) -> None:
-        # Only the head decides; everyone else sleeps until the head leaves.
-        if self._queue:
-            self._queue[0].wake.set()
+        # Only the deciders (``_tokens_for``) look; everyone else sleeps until one leaves.
+        if not self._queue:
+            return
+        head = self._queue[0]
+        head.wake.set()
+        if head.token is None:
+            return
+        for waiter in sorted(self._queue)[1:]:
+            waiter.wake.set()
+            if waiter.token is None:
+                return
+
+    def _tokens_for(self, waiter: _Waiter) -> tuple[int, ...]:
+        """The tokens ``waiter`` may be granted now (empty: it must wait to be woken).
+
+        The head decides on every token it may use. A waiter behind heads pinned to one token
+        each (a notification channel's calls) decides too, on the tokens none of them holds: a
+        pinned head waiting for its token (paused, spent) must not hold back the others. Any
+        waiter behind an unpinned one waits: that one goes first on every token.
+        """
+        every = range(len(self.pacers))
+        if self._queue[0] is waiter:
+            return tuple(every) if waiter.token is None else (waiter.token,)
+        if self._queue[0].token is None:
+            return ()
+        held: set[int] = set()
+        for ahead in sorted(self._queue):
+            if ahead is waiter:
+                break
+            if ahead.token is None:
+                return ()
+            held.add(ahead.token)
+        if waiter.token is not None:
+            return () if waiter.token in held else (waiter.token,)
+        return tuple(i for i in every if i not in held)
 
     async def _wait(self, waiter: _Waiter, delay: float | None) -> None:
         """Until ``waiter`` is woken, or ``delay`` seconds have passed."""
@@ -182,14 +218,13 @@ class Limiter:
         waiter.wake.clear()
 
     def _pick(
-        self, now: float, keep_reserve: bool, endpoint: str, token: int | None = None
+        self, now: float, keep_reserve: bool, endpoint: str, tokens: Sequence[int]
     ) -> tuple[int, float | None, bool]:
-        """The token to send on, when (None: only after an answer), and whether the send
-        tests its endpoint's suspected limit (goes beyond it: ``_by_endpoint``)."""
+        """The token of ``tokens`` to send on, when (None: only after an answer), and whether
+        the send tests its endpoint's suspected limit (goes beyond it: ``_by_endpoint``)."""
         best: tuple[float, int, int, bool] | None = None
-        for index, pacer in enumerate(self.pacers):
-            if token is not None and index != token:
-                continue
+        for index in tokens:
+            pacer = self.pacers[index]
             when = pacer.next_send_at(now, keep_reserve=keep_reserve)
             test = False
             if when is not None:
@@ -197,8 +232,8 @@ class Limiter:
             key = (math.inf if when is None else max(when, now), pacer.in_flight, index, test)
             if best is None or key < best:
                 best = key
-        if best is None:  # unreachable: the constructor refuses an empty pool
-            raise RuntimeError("the limiter has no tokens")
+        if best is None:  # unreachable: callers pick among one token at least
+            raise RuntimeError("no token to pick from")
         return best[2], None if best[0] == math.inf else best[0], best[3]
 
     def _by_endpoint(
@@ -255,7 +290,7 @@ class Limiter:
         self, priority: int, *, endpoint: str, method: str, token_index: int | None = None
     ) -> Lease:
         key = f"{method} {endpoint}"
-        waiter = _Waiter(int(priority), next(self._counter))
+        waiter = _Waiter(int(priority), next(self._counter), token_index)
         heapq.heappush(self._queue, waiter)
         self._observer.on_queue_depth(len(self._queue))
         enqueued = self._clock()
@@ -264,15 +299,27 @@ class Limiter:
         granted = False
         try:
             while True:
-                if self._queue[0] is not waiter:
+                tokens = self._tokens_for(waiter)
+                if not tokens:
                     await self._wait(waiter, None)
                     continue
                 now = self._clock()
-                index, when, test = self._pick(now, keep_reserve, key, token_index)
+                index, when, test = self._pick(now, keep_reserve, key, tokens)
                 if when is not None and when <= now:
-                    heapq.heappop(self._queue)
+                    if self._queue[0] is waiter:
+                        heapq.heappop(self._queue)
+                    else:
+                        self._queue.remove(waiter)
+                        heapq.heapify(self._queue)
                     granted = True
                     return self._grant(index, now, enqueued, key, test=test)
+                if self._queue[0] is not waiter:
+                    # Behind a pinned head, on the other tokens: only the head gives up. This
+                    # one looks again when they can send, or when it is woken — by the head
+                    # leaving, which it does within the maximum: no longer wait is its own.
+                    far = when is None or when - now > self.max_retry_after_s
+                    await self._wait(waiter, None if far else when - now)
+                    continue
                 if when is not None and when - now > self.max_retry_after_s:
                     self._observer.on_retry_after_too_long(endpoint, when - now)
                     raise errors.RetryAfterTooLong(

@@ -441,3 +441,52 @@ async def test_without_headers_a_suspected_limit_that_holds_the_token_back_is_es
     assert lim.pacers[0].assumed_quota == pytest.approx(150)
     # 91 PUTs at 4 per window: the last batch starts 22 windows after the first.
     assert span <= 1.15 * ratelimit.optimal_duration("fixed-window", 91, 4, 60.0)
+
+
+async def test_a_request_pinned_to_a_paused_token_holds_back_no_other_token() -> None:
+    # A notification channel's calls are pinned to the token that created it (at failover
+    # priority). While that token is paused, such a request waits at the head of the queue;
+    # it must not hold back the requests that another token of the pool can send now.
+    lim, clock, _rec = make(("pool-0", "pool-1"))
+    lease = await lim.acquire(2, token_index=0)
+    lim.release(lease, status=429, headers=None)
+    until = lim.throttled(lease, retry_after_s=60, jitter_s=0.0, with_headers=False)
+    granted: dict[str, tuple[str, float]] = {}
+
+    async def one(name: str, priority: int, token_index: int | None) -> None:
+        got = await lim.acquire(priority, token_index=token_index)
+        granted[name] = (got.label, clock())
+        lim.release(got, status=200, headers=None)
+
+    pinned = asyncio.ensure_future(one("pinned", model.Priority.FAILOVER, 0))
+    await asyncio.sleep(0)
+    others = [
+        asyncio.ensure_future(one("failover", model.Priority.FAILOVER, None)),
+        asyncio.ensure_future(one("routine", model.Priority.STAFFING, None)),
+    ]
+    await asyncio.gather(pinned, *others)
+    assert granted["failover"] == ("pool-1", 1000.0)
+    assert granted["routine"] == ("pool-1", 1000.0)
+    assert granted["pinned"] == ("pool-0", until)
+    assert lim.queue_depth == 0
+
+
+async def test_behind_a_pinned_head_a_long_pause_elsewhere_fails_nothing() -> None:
+    # Token 1 is paused beyond the maximum, token 0 briefly: the request behind the pinned
+    # head waits for token 0 after it, as any request behind the head would.
+    lim, clock, _rec = make(("pool-0", "pool-1"), max_retry_after_s=100)
+    for index, pause in ((0, 10), (1, 300)):
+        lease = await lim.acquire(2, token_index=index)
+        lim.release(lease, status=429, headers=None)
+        lim.throttled(lease, retry_after_s=pause, jitter_s=0.0, with_headers=False)
+    order: list[tuple[str, str, float]] = []
+
+    async def one(name: str, token_index: int | None) -> None:
+        got = await lim.acquire(model.Priority.FAILOVER, token_index=token_index)
+        order.append((name, got.label, clock()))
+        lim.release(got, status=200, headers=None)
+
+    pinned = asyncio.ensure_future(one("pinned", 0))
+    await asyncio.sleep(0)
+    await asyncio.gather(pinned, one("any", None))
+    assert order == [("pinned", "pool-0", 1010.0), ("any", "pool-0", 1010.0)]
