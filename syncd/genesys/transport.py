@@ -735,19 +735,24 @@ async def read_capped(
             method=method,
         )
 
+    def malformed(what: str) -> errors.MalformedResponse:
+        return errors.MalformedResponse(
+            f"{subject} {what}.", status=resp.status, endpoint=endpoint, method=method
+        )
+
     if resp.content_length is not None and resp.content_length > limit:
         raise too_large()
     body = _CappedBody(limit, gunzip=gunzip)
     async for chunk in resp.content.iter_chunked(_CHUNK):
-        if not body.feed(chunk):
+        try:
+            fits = body.feed(chunk)
+        except zlib.error:
+            # zlib's error is translated here like any other failure of the exchange.
+            raise malformed("is not a valid gzip stream") from None
+        if not fits:
             raise too_large()
     if not body.complete:
-        raise errors.MalformedResponse(
-            f"{subject} ended inside its gzip stream.",
-            status=resp.status,
-            endpoint=endpoint,
-            method=method,
-        )
+        raise malformed("ended inside its gzip stream")
     return body.value()
 
 

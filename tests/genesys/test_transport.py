@@ -393,6 +393,21 @@ async def test_a_download_that_inflates_past_the_cap_is_refused(
         await runner.cleanup()
 
 
+async def test_a_corrupt_gzip_download_is_a_malformed_response(make_env: Factory) -> None:
+    # A gzip object whose deflate data is garbage: zlib's own error must not escape the
+    # transport (the engine decides from syncd.errors types alone).
+    env = await make_env()
+    whole = gzip.compress(b'{"result": []}' * 1000)
+    corrupt = whole[:10] + b"\x00garbage-in-the-deflate-stream" + whole[40:]
+    runner, url = await _blob_server(corrupt, {"Content-Type": "application/gzip"})
+    try:
+        with pytest.raises(errors.MalformedResponse, match="gzip") as info:
+            await env.transport.download(url, endpoint="/api/v2/x/search")
+        assert info.value.endpoint == "/api/v2/x/search"
+    finally:
+        await runner.cleanup()
+
+
 @pytest.mark.parametrize(
     ("storm_route", "storm"),
     [
