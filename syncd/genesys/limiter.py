@@ -318,7 +318,7 @@ class Limiter:
                     # one looks again when they can send, or when it is woken — by the head
                     # leaving, which it does within the maximum: no longer wait is its own.
                     far = when is None or when - now > self.max_retry_after_s
-                    await self._wait(waiter, None if far else when - now)
+                    await self._wait(waiter, None if when is None or far else when - now)
                     continue
                 if when is not None and when - now > self.max_retry_after_s:
                     self._observer.on_retry_after_too_long(endpoint, when - now)
