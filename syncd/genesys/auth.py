@@ -205,8 +205,9 @@ class TokenSource:
                 method="POST",
                 request_id=request_id,
             )
-        # From here on no log line can carry it, even one that formats a raw header.
-        logs.register_secret(access)
+        # From here on no log line can carry it, even one that formats a raw header (until
+        # many newer tokens have replaced it: the redactor keeps the recent ones).
+        logs.register_secret(access, transient=True)
         if not expires_in > 0:  # also refuses NaN
             # Cached for "≤ 0 seconds", every request would fetch a token of its own.
             raise errors.MalformedResponse(

@@ -10,7 +10,8 @@ caught as well as one pasted into the message: values registered with ``register
 replaced by ``***`` wherever they appear (message, extra fields, nested containers, exception
 text), and the values of keys that name credentials (``Authorization``, ``access_token``,
 ``client_secret``, …) are replaced whole. Secrets are registered at runtime (the client secret
-once read from the credential directory, each access token as it is issued).
+once read from the credential directory, each access token as it is issued; of those,
+which expire, the most recent are kept).
 
 Must not import anything of syncd; must never let a log call raise (a value orjson cannot
 serialise is logged through ``str``).
@@ -64,25 +65,46 @@ _STANDARD_ATTRS = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys() | {"message", "asctime"}
 )
 
+# Short-lived secrets (access tokens) kept for redaction: the most recent this many. Every
+# renewal issues one, for the life of the daemon; kept all, every log line would scan them all.
+MAX_TRANSIENT_SECRETS = 64
+
 _lock = threading.Lock()
 _secrets: tuple[str, ...] = ()
+_lasting: set[str] = set()
+_transient: dict[str, None] = {}  # oldest first
 
 
-def register_secret(value: str | None) -> None:
-    """Redact ``value`` from every log line from now on (empty or tiny values are ignored)."""
+def register_secret(value: str | None, *, transient: bool = False) -> None:
+    """Redact ``value`` from every log line from now on (empty or tiny values are ignored).
+
+    ``transient``: a secret that expires (an access token): only the most recent
+    ``MAX_TRANSIENT_SECRETS`` of those are kept; a lasting one (a client secret, a password)
+    is kept for good."""
     global _secrets  # noqa: PLW0603 - one process-wide set, read lock-free by every log call
     if not value or len(value) < _MIN_SECRET_LEN:
         return
     with _lock:
-        if value not in _secrets:
-            # Longest first, so a secret containing another is replaced whole.
-            _secrets = tuple(sorted((*_secrets, value), key=len, reverse=True))
+        if transient:
+            if value in _lasting:
+                return
+            _transient.pop(value, None)
+            _transient[value] = None
+            while len(_transient) > MAX_TRANSIENT_SECRETS:
+                del _transient[next(iter(_transient))]
+        else:
+            _lasting.add(value)
+            _transient.pop(value, None)
+        # Longest first, so a secret containing another is replaced whole.
+        _secrets = tuple(sorted((*_lasting, *_transient), key=len, reverse=True))
 
 
 def clear_secrets() -> None:
     """Forget every registered secret (tests only)."""
     global _secrets  # noqa: PLW0603 - see register_secret
     with _lock:
+        _lasting.clear()
+        _transient.clear()
         _secrets = ()
 
 

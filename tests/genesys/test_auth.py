@@ -137,3 +137,48 @@ async def test_each_access_token_is_registered_with_the_log_redactor() -> None:
         assert "Bearer ***" in line
     finally:
         await runner.cleanup()
+
+
+async def test_the_redactor_keeps_recent_access_tokens_not_every_one_ever_issued() -> None:
+    # Each renewal registers the new token with the log redactor, which every log line scans:
+    # over months of renewals (a short token lifetime, 401s) it must not grow without bound.
+    issued: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        issued.append(f"tok-renewed-{len(issued):05d}-unique")
+        return web.json_response({"access_token": issued[-1], "expires_in": 300})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    now = [0.0]
+    creds = auth.Credentials(client_id="c", client_secret=auth.Secret(CLIENT_SECRET))
+    logs.register_secret(CLIENT_SECRET)
+    try:
+        async with aiohttp.ClientSession() as session:
+            source = auth.TokenSource(
+                creds,
+                token_url=f"http://127.0.0.1:{port}/oauth/token",
+                session=session,
+                label="pool-0",
+                clock=lambda: now[0],
+            )
+            before = len(logs._secrets)
+            for _ in range(300):  # a renewal every 240 s: 300 of them are 20 hours
+                await source.token()
+                now[0] += 240.0
+    finally:
+        await runner.cleanup()
+    assert len(issued) == 300
+    assert len(logs._secrets) - before <= 64
+    line = logs.JsonFormatter().format(
+        logging.LogRecord(
+            "syncd.test", logging.INFO, __file__, 1, "%s %s %s", (*issued[-2:], CLIENT_SECRET), None
+        )
+    )
+    for secret in (*issued[-2:], CLIENT_SECRET):
+        assert secret not in line  # the current token, the one before, the client secret
