@@ -477,8 +477,10 @@ class Limiter:
                 top,
             )
             # Its log starts with what the server counted already (answered before we knew),
-            # then the requests still in flight; this one last.
-            for _ in range(headers.count - 1):
+            # then the requests still in flight; this one last. A count beyond the limit says
+            # "spent" and no more: it is not taken for that many entries (a broken header's
+            # count of billions would stop the event loop).
+            for _ in range(min(headers.count, headers.allowed) - 1):
                 own.on_response(own.on_send(now), t_recv=now, status=200, headers=None)
             for _ in range(self._in_flight[key] - 1):
                 own.on_send(now)

@@ -490,3 +490,19 @@ async def test_behind_a_pinned_head_a_long_pause_elsewhere_fails_nothing() -> No
     await asyncio.sleep(0)
     await asyncio.gather(pinned, one("any", None))
     assert order == [("pinned", "pool-0", 1010.0), ("any", "pool-0", 1010.0)]
+
+
+async def test_an_endpoint_count_far_beyond_its_limit_costs_no_more_than_the_limit() -> None:
+    # The endpoint pacer's log starts with what the server counted. A count far beyond the
+    # limit (a broken header, a counter gone wrong) says no more than "spent": it must not
+    # become that many entries (a count of 2**32 would stop the event loop for hours).
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lease = await lim.acquire(2, **GET)
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=1, allowed=100, reset_s=60))
+    lease = await lim.acquire(2, **PATCH)
+    lim.release(lease, status=200, headers=pacing.RateHeaders(count=200_000, allowed=3, reset_s=60))
+    own = lim.endpoint_pacers[PATCH_KEY]
+    assert own._log.used(clock()) <= 3
+    lease = await lim.acquire(2, **PATCH)
+    assert clock() == pytest.approx(1060.0)  # spent: the endpoint waits for its reset
+    lim.release(lease, status=200, headers=None)
