@@ -160,7 +160,7 @@ class TokenSource:
                 endpoint=endpoint,
                 method="POST",
             ) from exc
-        except aiohttp.ClientError as exc:
+        except (aiohttp.ClientError, OSError) as exc:
             raise errors.ConnectionFailed(
                 f"The token request for client {creds.client_id} to"
                 f" {regions.host_of(self._token_url)} failed: {type(exc).__name__}.",

@@ -9,6 +9,7 @@ import pickle
 import aiohttp
 import pytest
 from aiohttp import web
+from aioresponses import aioresponses
 from conftest import CLIENT_SECRET, Factory
 
 from syncd import errors
@@ -182,3 +183,19 @@ async def test_the_redactor_keeps_recent_access_tokens_not_every_one_ever_issued
     )
     for secret in (*issued[-2:], CLIENT_SECRET):
         assert secret not in line  # the current token, the one before, the client secret
+
+
+async def test_an_os_error_of_the_token_request_is_translated() -> None:
+    # As for the API calls (test_client_side_failures_are_translated): a reset connection
+    # (aiohttp before 3.10 raised ConnectionResetError itself) is ConnectionFailed, not an
+    # OSError escaping into the engine.
+    url = "https://login.example.test/oauth/token"
+    creds = auth.Credentials(client_id="c", client_secret=auth.Secret(CLIENT_SECRET))
+    async with aiohttp.ClientSession() as session:
+        source = auth.TokenSource(creds, token_url=url, session=session, label="pool-0")
+        with aioresponses() as mocked:
+            mocked.post(url, exception=ConnectionResetError("reset by peer"))
+            with pytest.raises(errors.ConnectionFailed) as info:
+                await source.token()
+    assert info.value.status == 0
+    assert CLIENT_SECRET not in str(info.value)
