@@ -856,7 +856,9 @@ class Pacer:
             self._admitted_in_window(t_recv)
             self._admitted.append(t_recv)
             self._proven = max(self._proven, len(self._admitted))
-        if seq == self._probe_seq:
+        # (0 numbers no send of this pacer: an endpoint's pacer made while the request was in
+        # flight; it is no probe, though "no probe" is 0 too.)
+        if seq != 0 and seq == self._probe_seq:
             self._probe_seq = 0
             if status == 429:
                 self._refused_probe = seq

@@ -506,3 +506,26 @@ async def test_an_endpoint_count_far_beyond_its_limit_costs_no_more_than_the_lim
     lease = await lim.acquire(2, **PATCH)
     assert clock() == pytest.approx(1060.0)  # spent: the endpoint waits for its reset
     lim.release(lease, status=200, headers=None)
+
+
+async def test_an_answer_sent_before_the_endpoint_was_paced_apart_leaves_its_pacing_alone() -> None:
+    # Two PATCHes in flight; the first is refused (the endpoint is paced apart from then on),
+    # the second, sent after it, is admitted. Its lease has no number in the endpoint's new
+    # pacer (0): that answer must not pass for the answer to a refill probe, which would turn
+    # the endpoint's window pacing into a bucket's and let it send beyond its limit.
+    lim, clock, _rec = make(quota=100, window_s=60.0)
+    lim.pacers[0].refill = "window"
+    await admit(lim, 60, GET)
+    clock.t = 1061.0
+    await admit(lim, 5, PATCH)
+    refused = await lim.acquire(2, **PATCH)
+    later = await lim.acquire(2, **PATCH)
+    assert later.seq > refused.seq
+    lim.release(refused, status=429, headers=None)
+    lim.throttled(refused, retry_after_s=10, jitter_s=0.0, with_headers=False)
+    assert lim.endpoint_pacers[PATCH_KEY].refill == "window"
+    lim.release(later, status=200, headers=None)
+    assert lim.endpoint_pacers[PATCH_KEY].refill == "window"
+    lease = await lim.acquire(2, **PATCH)
+    assert clock() >= 1121.0  # its 5 (and the sixth admitted) of the window expire first
+    lim.release(lease, status=200, headers=None)
