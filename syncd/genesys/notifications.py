@@ -37,7 +37,7 @@ import random
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any, Final, Protocol
 
 import orjson
@@ -195,6 +195,7 @@ class Link:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         if len(topics) > MAX_TOPICS_PER_CHANNEL:
             raise ValueError(f"a channel takes at most {MAX_TOPICS_PER_CHANNEL} topics")
@@ -208,6 +209,7 @@ class Link:
         self._clock = clock
         self._wall = wall
         self._rand = rand
+        self._sleep = sleep
         self._inbox: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue()
         self._open: dict[int, _Open] = {}
         self._current: int | None = None
@@ -274,7 +276,7 @@ class Link:
                 cap_s=self.timing.backoff_cap_s,
                 rand=self._rand(),
             )
-            await asyncio.sleep(delay)
+            await self._sleep(delay)
         try:
             await self._open_next(reason)
         except errors.SyncdError as exc:
@@ -609,6 +611,7 @@ class Notifications:
         observer: Observer | None = None,
         clock: Callable[[], float] = time.monotonic,
         rand: Callable[[], float] = random.random,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.transport = transport
         self.sink = sink
@@ -617,6 +620,7 @@ class Notifications:
         self.observer: Observer = observer or NullObserver()
         self._clock = clock
         self._rand = rand
+        self._sleep = sleep
         self.links: list[Link] = []
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._changed = asyncio.Event()
@@ -666,6 +670,7 @@ class Notifications:
                         observer=self.observer,
                         clock=self._clock,
                         rand=self._rand,
+                        sleep=self._sleep,
                     )
                 )
         del self.links[len(parts) :]
