@@ -217,7 +217,9 @@ class Link:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._topics_changed = False
         self._retry_at = 0.0  # a failed replacement is tried again then
-        self._failures = 0
+        self._failures = 0  # failed opens and repeated young losses: the backoff's step
+        self._losses = 0  # sockets lost in a row, each within ``dead_after_s`` of the last
+        self._listening_since = 0.0  # when the current socket opened
         self._next_token_check = 0.0
         self.complete = False  # every topic permitted on the current channel
         self.rejected: dict[str, tuple[str, tuple[str, ...]]] = {}
@@ -288,7 +290,8 @@ class Link:
                 extra={"link": self.index, "attempt": self._failures},
             )
             return False
-        self._failures = 0
+        # The step is kept until a socket has lived (``_lost``): one that dies at once must
+        # not be reopened in a tight loop.
         return True
 
     def _next_deadline(self) -> float:
@@ -444,6 +447,7 @@ class Link:
             last_seen=now,
         )
         self._current = serial
+        self._listening_since = now
         self._next_token_check = now + self.timing.token_check_s
         self._topics_changed = False
         self.observer.on_channel_open(reason)
@@ -496,6 +500,15 @@ class Link:
             self._lost(reason)
 
     def _lost(self, reason: str) -> None:
+        # One lost socket is reconnected at once; the next lost within ``dead_after_s`` of
+        # opening backs off (``_connect``), a step more each time. Cut as soon as it opens and
+        # reopened at once, each round would cost a channel, a subscription at failover
+        # priority and a full resync, in a tight loop. A socket that lived starts afresh.
+        if self._clock() - self._listening_since >= self.timing.dead_after_s:
+            self._failures = self._losses = 0
+        self._losses += 1
+        if self._losses > 1:
+            self._failures += 1
         self.observer.on_channel_state(self.index, False)
         log.warning(
             "The notification socket is gone (%s); reconnecting. Health is polled meanwhile.",

@@ -297,3 +297,49 @@ async def test_a_failed_open_backs_off_and_retries(make_env: Factory) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def test_a_socket_lost_right_after_it_opened_reconnects_after_a_growing_backoff(
+    make_env: Factory,
+) -> None:
+    # A socket that closes as soon as it opens (a proxy that cuts WebSockets, a service that
+    # drops them) must not be reopened in a tight loop: each round is a channel, a subscription
+    # (at failover priority, ahead of every other request) and a full resync of the engine.
+    # One lost socket is reopened at once; the next ones lost young back off like failed opens
+    # (docs/notifications.md), a step more each time; after a socket that lived, afresh.
+    env = await make_env()
+    channels = env.running.runner.app[sim_notifications.CHANNELS_KEY]
+    sink = Sink()
+    now = [1000.0]
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        await asyncio.sleep(0)
+
+    link = notifications.Link(
+        env.transport,
+        notifications.topics_for([], [env.running.sim.org.bus[0].id]),
+        sink,
+        timing=notifications.Timing(backoff_base_s=0.5, backoff_cap_s=60.0),
+        clock=lambda: now[0],
+        rand=lambda: 1.0,  # full jitter at its ceiling
+        sleep=sleep,
+    )
+    task = asyncio.create_task(link.run())
+    try:
+        assert await sink.next() == ("connected", "start")
+        for _ in range(3):
+            assert channels.drop_sockets() == 1
+            assert await sink.until("connected") == [("down", "closed"), ("connected", "closed")]
+        assert sleeps == [0.5, 1.0]
+        now[0] += 600.0  # this one lives ten minutes
+        for _ in range(2):
+            assert channels.drop_sockets() == 1
+            assert await sink.until("connected") == [("down", "closed"), ("connected", "closed")]
+        assert sleeps == [0.5, 1.0, 0.5]
+        assert len(_opened(env)) == 6
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
