@@ -95,6 +95,13 @@ class PushSource(Protocol):
     async def run(self, hooks: Daemon) -> None: ...
 
 
+async def _tick(event: asyncio.Event) -> None:
+    """A timer's job. A coroutine, so that APScheduler runs it on the event loop: a plain
+    function (``event.set``) it runs in a worker thread, where ``asyncio.Event`` is not safe (a
+    set racing the loop's ``wait`` can lose the wakeup for good)."""
+    event.set()
+
+
 def first_reconcile_after(now: float, interval_s: float, lead_time_s: float) -> float:
     """The next instant that is an interval boundary minus the lead time, strictly after now."""
     k = (now + lead_time_s) // interval_s + 1
@@ -185,22 +192,33 @@ class Daemon:
         sch = self._scheduler
         now = time.time()
         start = dt.datetime.fromtimestamp(first_reconcile_after(now, interval_s, lead_s), tz=dt.UTC)
-        common = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        # A tick seen late (the loop was busy, the VM paused, the wall clock stepped) still
+        # fires, once: APScheduler's default drops a run more than 1 s late, which lost a
+        # reconcile boundary until the next one.
+        common = {
+            "coalesce": True,
+            "max_instances": 1,
+            "replace_existing": True,
+            "misfire_grace_time": None,
+        }
         sch.add_job(
-            self._health_due.set,
+            _tick,
             IntervalTrigger(seconds=health_s, timezone=dt.UTC),
+            args=(self._health_due,),
             id="health-poll",
             **common,
         )
         sch.add_job(
-            self._refresh_due.set,
+            _tick,
             IntervalTrigger(seconds=refresh_s, timezone=dt.UTC),
+            args=(self._refresh_due,),
             id="schedule-refresh",
             **common,
         )
         sch.add_job(
-            self._reconcile_due.set,
+            _tick,
             IntervalTrigger(seconds=interval_s, start_date=start, timezone=dt.UTC),
+            args=(self._reconcile_due,),
             id="reconcile",
             **common,
         )

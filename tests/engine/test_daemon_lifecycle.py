@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apscheduler import events as aps_events
 
 from syncd import config as config_mod
 from syncd import errors
@@ -443,3 +446,69 @@ def test_reconciles_align_to_interval_boundaries_minus_the_lead_time(
     now: float, interval_s: float, lead_s: float, expected: float
 ) -> None:
     assert daemon.first_reconcile_after(now, interval_s, lead_s) == expected
+
+
+class _ThreadNoted(asyncio.Event):
+    """An event that notes which thread set it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_by: list[int] = []
+
+    def set(self) -> None:
+        self.set_by.append(threading.get_ident())
+        super().set()
+
+
+@contextlib.contextmanager
+def real_timers(config_file: Path) -> Iterator[daemon.Daemon]:
+    """A daemon with its real APScheduler timers set (not run: the test fires one timer)."""
+    d = daemon.Daemon(
+        config_path=str(config_file), config=config_mod.load(config_file), work=FakeWork()
+    )
+    d._health_due = _ThreadNoted()
+    d._reconcile_due = _ThreadNoted()
+    d._schedule()
+    try:
+        yield d
+    finally:
+        assert d._scheduler is not None
+        d._scheduler.shutdown(wait=False)
+
+
+def _fire(d: daemon.Daemon, job_id: str, *, late_s: float) -> asyncio.Queue[int]:
+    """Make a timer due ``late_s`` seconds ago (what the scheduler sees after the loop was busy,
+    the VM paused or the wall clock stepped); the queue gets the job's executed/missed event."""
+    sch = d._scheduler
+    assert sch is not None
+    outcome: asyncio.Queue[int] = asyncio.Queue()
+    sch.add_listener(
+        lambda e: outcome.put_nowait(e.code) if e.job_id == job_id else None,
+        aps_events.EVENT_JOB_EXECUTED | aps_events.EVENT_JOB_MISSED | aps_events.EVENT_JOB_ERROR,
+    )
+    sch.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=late_s))
+    sch.wakeup()
+    return outcome
+
+
+async def test_a_timer_sets_its_event_on_the_event_loop_thread(config_file: Path) -> None:
+    # asyncio.Event is not thread-safe. APScheduler runs a plain function in a worker thread:
+    # Event.set there races the loop's Event.wait (set between its check and its append of
+    # the waiter, the wakeup is lost, and every later set finds the event already set: the
+    # health loop waits for good while the watchdog is still fed).
+    with real_timers(config_file) as d:
+        outcome = _fire(d, "health-poll", late_s=0.0)
+        assert await _next(outcome) == aps_events.EVENT_JOB_EXECUTED
+        await asyncio.wait_for(d._health_due.wait(), TIMEOUT)
+        assert isinstance(d._health_due, _ThreadNoted)
+        assert d._health_due.set_by == [threading.get_ident()]
+
+
+async def test_a_timer_that_comes_due_late_still_fires(config_file: Path) -> None:
+    # APScheduler's default misfire grace is 1 s: a reconcile boundary the scheduler saw more
+    # than a second late (the loop busy planning, a VM paused, the wall clock stepped) was
+    # dropped, and the interval's line counts waited for the next boundary (15 min later).
+    with real_timers(config_file) as d:
+        outcome = _fire(d, "reconcile", late_s=10.0)
+        assert await _next(outcome) == aps_events.EVENT_JOB_EXECUTED
+        await asyncio.wait_for(d._reconcile_due.wait(), TIMEOUT)
