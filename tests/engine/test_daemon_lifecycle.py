@@ -157,6 +157,7 @@ async def running(
     *,
     drain_timeout_s: float = 20.0,
     retry_base_s: float | None = None,
+    load_config: Callable[[str], config_mod.Config] = config_mod.load,
 ) -> AsyncIterator[tuple[_Daemon, asyncio.Task[int]]]:
     d = _Daemon(
         config_path=str(config_file),
@@ -164,6 +165,7 @@ async def running(
         work=work,
         drain_timeout_s=drain_timeout_s,
         retry_base_s=retry_base_s,
+        load_config=load_config,
     )
     task = asyncio.create_task(d.run())
     try:
@@ -259,6 +261,8 @@ async def test_a_reconcile_beyond_the_drain_timeout_is_abandoned(config_file: Pa
         pytest.param(None, id="invalid-value"),
         pytest.param(b"\xff\xfe not utf-8", id="not-utf8"),
         pytest.param(b"", id="missing-file"),
+        # A list written as a number: config.load raised TypeError, which ended the daemon.
+        pytest.param(b"campaigns-as-a-number", id="list-of-the-wrong-type"),
     ],
 )
 async def test_a_broken_reload_keeps_the_running_config_and_says_so(
@@ -268,6 +272,8 @@ async def test_a_broken_reload_keeps_the_running_config_and_says_so(
     good = DEMO.read_bytes()
     if broken is None:
         broken = good.replace(b"lines_per_agent = 1.5", b"lines_per_agent = -3")
+    elif broken == b"campaigns-as-a-number":
+        broken = good.replace(b"campaigns = [", b"campaigns = 2\nold_campaigns = [", 1)
     async with running(work, config_file) as (d, task):
         await _next(work.entered)
         old = d.config
@@ -286,6 +292,31 @@ async def test_a_broken_reload_keeps_the_running_config_and_says_so(
         assert work.applied == [d.config]
         assert await _next(work.entered) == 2  # a reconcile under the new config
         assert d.schedules == 2  # the timers were set again for the new intervals
+
+
+async def test_a_reload_whose_reading_raises_unexpectedly_keeps_the_running_config(
+    config_file: Path,
+) -> None:
+    # Reading the file may fail in a way nobody foresaw (a bug in the checks): the reload is
+    # refused like any other broken file, never the end of the running daemon.
+    def load(path: str) -> config_mod.Config:
+        if calls.pop(0):
+            raise RuntimeError("a check that did not expect this file")
+        return config_mod.load(path)
+
+    calls = [True, False]
+    work = FakeWork()
+    async with running(work, config_file, load_config=load) as (d, task):
+        await _next(work.entered)
+        old = d.config
+        d.request_reload()
+        assert await _next(work.reloads) is False
+        assert d.config is old
+        assert work.applied == []
+        assert not task.done()
+        d.request_reload()  # the next reload reads the file as usual
+        assert await _next(work.reloads) is True
+        assert work.applied == [d.config]
 
 
 @pytest.fixture
