@@ -390,7 +390,7 @@ class Daemon:
         except OSError as exc:
             log.error("Reload refused, the configuration file could not be read: %s", exc)
             self.work.observe_reload(ok=False, now=now)
-        except Exception as exc:  # noqa: BLE001 - a bug in reading must not end the daemon
+        except Exception as exc:  # a bug in reading must not end the daemon
             # The running configuration stays in force, as for any file that does not load.
             log.error(
                 "Reload refused: reading the configuration raised an unexpected %s; the"
