@@ -445,6 +445,11 @@ class Daemon:
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled from outside (the lease loop ended, ^C): the reads end with us, not
+            # after the transport and the state file are closed under them.
+            start.cancel()
+            raise
         finally:
             stop.cancel()
         if not self.stopping:

@@ -59,6 +59,7 @@ class FakeWork:
         self.polled: asyncio.Queue[int] = asyncio.Queue()
         self.start_gate: asyncio.Event | None = None  # start() waits for it when set
         self.start_entered = asyncio.Event()
+        self.start_ended = asyncio.Event()  # start() returned, raised or was cancelled
         # What successive polls / refreshes raise (None: they succeed), and what the daemon
         # counted as unexpected.
         self.poll_errors: list[Exception | None] = []
@@ -71,8 +72,11 @@ class FakeWork:
     async def start(self) -> None:
         self.started = True
         self.start_entered.set()
-        if self.start_gate is not None:
-            await self.start_gate.wait()
+        try:
+            if self.start_gate is not None:
+                await self.start_gate.wait()
+        finally:
+            self.start_ended.set()
 
     def waiting_for(self) -> str | None:
         return None if self.health_known else "the first trunk health read"
@@ -458,6 +462,25 @@ async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:
         await asyncio.wait_for(work.start_entered.wait(), TIMEOUT)
         os.kill(os.getpid(), signal.SIGTERM)
         assert await asyncio.wait_for(task, TIMEOUT) == 0
+    assert work.reconciles == 0
+    assert work.closed
+
+
+async def test_a_daemon_cancelled_during_start_up_cancels_the_start_up_reads(
+    config_file: Path,
+) -> None:
+    # What runs the daemon may cancel it (its leader lease loop ended, asyncio.run at ^C):
+    # the start-up reads were a task of their own that nobody then owned, left reading
+    # through a transport and a state file being closed under them.
+    work = FakeWork()
+    work.start_gate = asyncio.Event()  # the start-up reads hang (a slow or silent API)
+    async with running(work, config_file) as (_, task):
+        await asyncio.wait_for(work.start_entered.wait(), TIMEOUT)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, TIMEOUT)
+        assert task.cancelled()
+        await asyncio.wait_for(work.start_ended.wait(), TIMEOUT)
     assert work.reconciles == 0
     assert work.closed
 
