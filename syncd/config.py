@@ -419,6 +419,12 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg
 
 
+def _list(value: object) -> list[Any]:
+    """A list of the raw data, or none: a list written as another type (``trunks = 3``) is
+    the model's problem to name; the checks across groups must not raise on it."""
+    return value if isinstance(value, list) else []
+
+
 def _cross_checks(data: Any) -> list[str]:
     """Checks across groups, on the raw data so they run even when a field elsewhere is bad."""
     problems: list[str] = []
@@ -451,7 +457,7 @@ def _cross_checks(data: Any) -> list[str]:
         lo, hi = group.get("min_lines"), group.get("max_lines")
         if isinstance(lo, int) and isinstance(hi, int) and lo > hi:
             problems.append(f"{here}.min_lines: {lo} is greater than max_lines {hi}")
-        for ti, trunk in enumerate(group.get("trunks") or []):
+        for ti, trunk in enumerate(_list(group.get("trunks"))):
             if not isinstance(trunk, dict):
                 continue
             claim(
@@ -468,7 +474,7 @@ def _cross_checks(data: Any) -> list[str]:
                 " (labels tell trunks apart in the metrics)",
             )
         seen_routes: dict[str, int] = {}
-        for ri, ref in enumerate(group.get("routes") or []):
+        for ri, ref in enumerate(_list(group.get("routes"))):
             rid = ref.get("id") if isinstance(ref, dict) else None
             if isinstance(rid, str) and rid in seen_routes:
                 problems.append(
@@ -477,7 +483,7 @@ def _cross_checks(data: Any) -> list[str]:
                 )
             if isinstance(rid, str):
                 seen_routes.setdefault(rid, ri)
-        for ci, camp in enumerate(group.get("campaigns") or []):
+        for ci, camp in enumerate(_list(group.get("campaigns"))):
             if isinstance(camp, dict):
                 claim(
                     "campaign",

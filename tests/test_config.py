@@ -189,6 +189,23 @@ def test_interval_error_names_the_key() -> None:
             'business_units = "bu"',
             "schedule.business_units: Input should be a valid tuple, got 'bu'",
         ),
+        # A group's lists written as a number: the checks across groups raised TypeError
+        # (not a ConfigError), which ended a running daemon at SIGHUP.
+        (
+            "trunks = [{",
+            "trunks = 3\nold_trunks = [{",
+            "groups[0].trunks: Input should be a valid tuple, got 3",
+        ),
+        (
+            "routes = [{",
+            "routes = 1\nold_routes = [{",
+            "groups[0].routes: Input should be a valid tuple, got 1",
+        ),
+        (
+            "campaigns = [{",
+            "campaigns = 2.5\nold_campaigns = [{",
+            "groups[0].campaigns: Input should be a valid tuple, got 2.5",
+        ),
     ],
 )
 def test_type_errors_show_the_bad_value(old: str, new: str, expected: str) -> None:

@@ -484,12 +484,45 @@ def connect(url: str, *, password: str | None, timeout_s: float) -> aioredis.Red
 
 @contextlib.asynccontextmanager
 async def running(coordinator: Coordinator) -> AsyncIterator[Coordinator]:
-    """Run the lease loop as a named task for the life of the context; release at the end."""
+    """Run the lease loop as a named task for the life of the context; release at the end.
+
+    The loop is a root task like the daemon's own: should it end on anything but a Redis error
+    (which it survives), what runs in the context is cancelled and the context raises what
+    ended it (in an ``ExceptionGroup``, as a ``TaskGroup`` would), so the daemon ends and
+    systemd restarts it, instead of running on without a lease loop (a follower for good,
+    watchdog still fed). What the context's body raises itself passes unchanged."""
+    body = asyncio.current_task()
+    if body is None:
+        raise RuntimeError("coordination.running needs a task")
     task = asyncio.get_running_loop().create_task(coordinator.run(), name="leader-lease")
+    closing = False
+    died = False
+
+    def ended(_: asyncio.Task[None]) -> None:
+        nonlocal died
+        if not closing and not task.cancelled():
+            died = True
+            body.cancel()
+
+    task.add_done_callback(ended)
     try:
         yield coordinator
+    except asyncio.CancelledError:
+        if not died:
+            raise
     finally:
+        closing = True
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await asyncio.wait({task})
+        failure: BaseException | None = None
+        if died:
+            body.uncancel()  # the cancel was ours: it becomes the failure raised below
+            failure = task.exception() or RuntimeError("the leader lease loop returned")
+            log.error(
+                "The leader lease loop ended with an unexpected %s; the daemon ends.",
+                type(failure).__name__,
+                exc_info=failure,
+            )
         await coordinator.release()
+    if failure is not None:
+        raise BaseExceptionGroup("the leader-lease task ended", [failure])

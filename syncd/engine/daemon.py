@@ -95,6 +95,13 @@ class PushSource(Protocol):
     async def run(self, hooks: Daemon) -> None: ...
 
 
+async def _tick(event: asyncio.Event) -> None:
+    """A timer's job. A coroutine, so that APScheduler runs it on the event loop: a plain
+    function (``event.set``) it runs in a worker thread, where ``asyncio.Event`` is not safe (a
+    set racing the loop's ``wait`` can lose the wakeup for good)."""
+    event.set()
+
+
 def first_reconcile_after(now: float, interval_s: float, lead_time_s: float) -> float:
     """The next instant that is an interval boundary minus the lead time, strictly after now."""
     k = (now + lead_time_s) // interval_s + 1
@@ -185,22 +192,33 @@ class Daemon:
         sch = self._scheduler
         now = time.time()
         start = dt.datetime.fromtimestamp(first_reconcile_after(now, interval_s, lead_s), tz=dt.UTC)
-        common = {"coalesce": True, "max_instances": 1, "replace_existing": True}
+        # A tick seen late (the loop was busy, the VM paused, the wall clock stepped) still
+        # fires, once: APScheduler's default drops a run more than 1 s late, which lost a
+        # reconcile boundary until the next one.
+        common = {
+            "coalesce": True,
+            "max_instances": 1,
+            "replace_existing": True,
+            "misfire_grace_time": None,
+        }
         sch.add_job(
-            self._health_due.set,
+            _tick,
             IntervalTrigger(seconds=health_s, timezone=dt.UTC),
+            args=(self._health_due,),
             id="health-poll",
             **common,
         )
         sch.add_job(
-            self._refresh_due.set,
+            _tick,
             IntervalTrigger(seconds=refresh_s, timezone=dt.UTC),
+            args=(self._refresh_due,),
             id="schedule-refresh",
             **common,
         )
         sch.add_job(
-            self._reconcile_due.set,
+            _tick,
             IntervalTrigger(seconds=interval_s, start_date=start, timezone=dt.UTC),
+            args=(self._reconcile_due,),
             id="reconcile",
             **common,
         )
@@ -372,6 +390,15 @@ class Daemon:
         except OSError as exc:
             log.error("Reload refused, the configuration file could not be read: %s", exc)
             self.work.observe_reload(ok=False, now=now)
+        except Exception as exc:  # a bug in reading must not end the daemon
+            # The running configuration stays in force, as for any file that does not load.
+            log.error(
+                "Reload refused: reading the configuration raised an unexpected %s; the"
+                " running configuration stays.",
+                type(exc).__name__,
+                exc_info=exc,
+            )
+            self.work.observe_reload(ok=False, now=now)
         else:
             self.config = new
             self.work.apply_config(new)
@@ -418,6 +445,11 @@ class Daemon:
         stop = asyncio.ensure_future(self._stop.wait())
         try:
             await asyncio.wait({start, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            # Cancelled from outside (the lease loop ended, ^C): the reads end with us, not
+            # after the transport and the state file are closed under them.
+            start.cancel()
+            raise
         finally:
             stop.cancel()
         if not self.stopping:

@@ -8,7 +8,9 @@ gone), never for a fixed time.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
+import sqlite3
 
 import pytest
 import redis.asyncio as aioredis
@@ -167,6 +169,53 @@ async def test_the_epoch_floor_survives_a_redis_that_lost_its_data(
         await a.step()
         assert a.permit().epoch == 42
         assert seen == [42]
+    finally:
+        await a.close()
+
+
+async def test_a_lease_loop_that_dies_ends_what_runs_under_it(
+    redis_server: redisproc.RedisServer,
+) -> None:
+    # The lease loop was a task nobody owned: one that ended on anything but a Redis error
+    # (here the state file refusing the new epoch floor) left the daemon running without it,
+    # a follower for good (or a leader until its renew deadline), watchdog still fed. Like any
+    # root task's, its end ends what runs under it, with its exception.
+    def unwritable(epoch: int) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    a = make(redis_server, holder="a")
+    a.on_epoch = unwritable
+    entered = asyncio.Event()
+
+    async def replica() -> None:
+        async with coordination.running(a):
+            entered.set()
+            await asyncio.Event().wait()  # the daemon: runs until something ends it
+
+    task = asyncio.create_task(replica())
+    try:
+        done, _ = await asyncio.wait({task}, timeout=5.0)
+        assert entered.is_set()
+        assert task in done, "the replica went on without its lease loop"
+        failure = task.exception()
+        assert isinstance(failure, BaseExceptionGroup)
+        assert [type(e) for e in failure.exceptions] == [sqlite3.OperationalError]
+    finally:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
+        await a.close()
+
+
+async def test_what_runs_under_the_lease_loop_raises_passes_unchanged(
+    redis_server: redisproc.RedisServer,
+) -> None:
+    # The runner tells refused credentials, a bad file and a locked state file apart by type.
+    a = make(redis_server, holder="a")
+    try:
+        with pytest.raises(errors.AuthError):
+            async with coordination.running(a):
+                raise errors.AuthError("refused")
     finally:
         await a.close()
 

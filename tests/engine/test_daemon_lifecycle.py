@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
 import shutil
 import signal
 import socket
 import tempfile
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from apscheduler import events as aps_events
 
 from syncd import config as config_mod
 from syncd import errors
@@ -56,6 +59,7 @@ class FakeWork:
         self.polled: asyncio.Queue[int] = asyncio.Queue()
         self.start_gate: asyncio.Event | None = None  # start() waits for it when set
         self.start_entered = asyncio.Event()
+        self.start_ended = asyncio.Event()  # start() returned, raised or was cancelled
         # What successive polls / refreshes raise (None: they succeed), and what the daemon
         # counted as unexpected.
         self.poll_errors: list[Exception | None] = []
@@ -68,8 +72,11 @@ class FakeWork:
     async def start(self) -> None:
         self.started = True
         self.start_entered.set()
-        if self.start_gate is not None:
-            await self.start_gate.wait()
+        try:
+            if self.start_gate is not None:
+                await self.start_gate.wait()
+        finally:
+            self.start_ended.set()
 
     def waiting_for(self) -> str | None:
         return None if self.health_known else "the first trunk health read"
@@ -154,6 +161,7 @@ async def running(
     *,
     drain_timeout_s: float = 20.0,
     retry_base_s: float | None = None,
+    load_config: Callable[[str], config_mod.Config] = config_mod.load,
 ) -> AsyncIterator[tuple[_Daemon, asyncio.Task[int]]]:
     d = _Daemon(
         config_path=str(config_file),
@@ -161,6 +169,7 @@ async def running(
         work=work,
         drain_timeout_s=drain_timeout_s,
         retry_base_s=retry_base_s,
+        load_config=load_config,
     )
     task = asyncio.create_task(d.run())
     try:
@@ -256,6 +265,8 @@ async def test_a_reconcile_beyond_the_drain_timeout_is_abandoned(config_file: Pa
         pytest.param(None, id="invalid-value"),
         pytest.param(b"\xff\xfe not utf-8", id="not-utf8"),
         pytest.param(b"", id="missing-file"),
+        # A list written as a number: config.load raised TypeError, which ended the daemon.
+        pytest.param(b"campaigns-as-a-number", id="list-of-the-wrong-type"),
     ],
 )
 async def test_a_broken_reload_keeps_the_running_config_and_says_so(
@@ -265,6 +276,8 @@ async def test_a_broken_reload_keeps_the_running_config_and_says_so(
     good = DEMO.read_bytes()
     if broken is None:
         broken = good.replace(b"lines_per_agent = 1.5", b"lines_per_agent = -3")
+    elif broken == b"campaigns-as-a-number":
+        broken = good.replace(b"campaigns = [", b"campaigns = 2\nold_campaigns = [", 1)
     async with running(work, config_file) as (d, task):
         await _next(work.entered)
         old = d.config
@@ -283,6 +296,31 @@ async def test_a_broken_reload_keeps_the_running_config_and_says_so(
         assert work.applied == [d.config]
         assert await _next(work.entered) == 2  # a reconcile under the new config
         assert d.schedules == 2  # the timers were set again for the new intervals
+
+
+async def test_a_reload_whose_reading_raises_unexpectedly_keeps_the_running_config(
+    config_file: Path,
+) -> None:
+    # Reading the file may fail in a way nobody foresaw (a bug in the checks): the reload is
+    # refused like any other broken file, never the end of the running daemon.
+    def load(path: str) -> config_mod.Config:
+        if calls.pop(0):
+            raise RuntimeError("a check that did not expect this file")
+        return config_mod.load(path)
+
+    calls = [True, False]
+    work = FakeWork()
+    async with running(work, config_file, load_config=load) as (d, task):
+        await _next(work.entered)
+        old = d.config
+        d.request_reload()
+        assert await _next(work.reloads) is False
+        assert d.config is old
+        assert work.applied == []
+        assert not task.done()
+        d.request_reload()  # the next reload reads the file as usual
+        assert await _next(work.reloads) is True
+        assert work.applied == [d.config]
 
 
 @pytest.fixture
@@ -428,6 +466,25 @@ async def test_sigterm_during_start_up_is_honoured(config_file: Path) -> None:
     assert work.closed
 
 
+async def test_a_daemon_cancelled_during_start_up_cancels_the_start_up_reads(
+    config_file: Path,
+) -> None:
+    # What runs the daemon may cancel it (its leader lease loop ended, asyncio.run at ^C):
+    # the start-up reads were a task of their own that nobody then owned, left reading
+    # through a transport and a state file being closed under them.
+    work = FakeWork()
+    work.start_gate = asyncio.Event()  # the start-up reads hang (a slow or silent API)
+    async with running(work, config_file) as (_, task):
+        await asyncio.wait_for(work.start_entered.wait(), TIMEOUT)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, TIMEOUT)
+        assert task.cancelled()
+        await asyncio.wait_for(work.start_ended.wait(), TIMEOUT)
+    assert work.reconciles == 0
+    assert work.closed
+
+
 @pytest.mark.parametrize(
     ("now", "interval_s", "lead_s", "expected"),
     [
@@ -443,3 +500,69 @@ def test_reconciles_align_to_interval_boundaries_minus_the_lead_time(
     now: float, interval_s: float, lead_s: float, expected: float
 ) -> None:
     assert daemon.first_reconcile_after(now, interval_s, lead_s) == expected
+
+
+class _ThreadNoted(asyncio.Event):
+    """An event that notes which thread set it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.set_by: list[int] = []
+
+    def set(self) -> None:
+        self.set_by.append(threading.get_ident())
+        super().set()
+
+
+@contextlib.contextmanager
+def real_timers(config_file: Path) -> Iterator[daemon.Daemon]:
+    """A daemon with its real APScheduler timers set (not run: the test fires one timer)."""
+    d = daemon.Daemon(
+        config_path=str(config_file), config=config_mod.load(config_file), work=FakeWork()
+    )
+    d._health_due = _ThreadNoted()
+    d._reconcile_due = _ThreadNoted()
+    d._schedule()
+    try:
+        yield d
+    finally:
+        assert d._scheduler is not None
+        d._scheduler.shutdown(wait=False)
+
+
+def _fire(d: daemon.Daemon, job_id: str, *, late_s: float) -> asyncio.Queue[int]:
+    """Make a timer due ``late_s`` seconds ago (what the scheduler sees after the loop was busy,
+    the VM paused or the wall clock stepped); the queue gets the job's executed/missed event."""
+    sch = d._scheduler
+    assert sch is not None
+    outcome: asyncio.Queue[int] = asyncio.Queue()
+    sch.add_listener(
+        lambda e: outcome.put_nowait(e.code) if e.job_id == job_id else None,
+        aps_events.EVENT_JOB_EXECUTED | aps_events.EVENT_JOB_MISSED | aps_events.EVENT_JOB_ERROR,
+    )
+    sch.modify_job(job_id, next_run_time=dt.datetime.now(dt.UTC) - dt.timedelta(seconds=late_s))
+    sch.wakeup()
+    return outcome
+
+
+async def test_a_timer_sets_its_event_on_the_event_loop_thread(config_file: Path) -> None:
+    # asyncio.Event is not thread-safe. APScheduler runs a plain function in a worker thread:
+    # Event.set there races the loop's Event.wait (set between its check and its append of
+    # the waiter, the wakeup is lost, and every later set finds the event already set: the
+    # health loop waits for good while the watchdog is still fed).
+    with real_timers(config_file) as d:
+        outcome = _fire(d, "health-poll", late_s=0.0)
+        assert await _next(outcome) == aps_events.EVENT_JOB_EXECUTED
+        await asyncio.wait_for(d._health_due.wait(), TIMEOUT)
+        assert isinstance(d._health_due, _ThreadNoted)
+        assert d._health_due.set_by == [threading.get_ident()]
+
+
+async def test_a_timer_that_comes_due_late_still_fires(config_file: Path) -> None:
+    # APScheduler's default misfire grace is 1 s: a reconcile boundary the scheduler saw more
+    # than a second late (the loop busy planning, a VM paused, the wall clock stepped) was
+    # dropped, and the interval's line counts waited for the next boundary (15 min later).
+    with real_timers(config_file) as d:
+        outcome = _fire(d, "reconcile", late_s=10.0)
+        assert await _next(outcome) == aps_events.EVENT_JOB_EXECUTED
+        await asyncio.wait_for(d._reconcile_due.wait(), TIMEOUT)
