@@ -417,7 +417,7 @@ class Coordinator:
         wait = math.inf if int(wait_us) < 0 else int(wait_us) / 1e6
         return Throttle(allowed=bool(allowed), wait_s=wait, remaining=int(remaining))
 
-    async def take(self, label: str) -> None:
+    async def take(self, label: str, *, max_wait_s: float = math.inf) -> None:
         client_id = self._clients.get(label, label)
         waited = 0.0
         while True:
@@ -435,6 +435,16 @@ class Coordinator:
                 if waited:
                     self.observer.on_shared_budget_wait(waited)
                 return
+            if answer.wait_s > max_wait_s:
+                # A pause another replica published (a long Retry-After): fail now, as the
+                # limiter does for its own pauses, rather than hold the request that long.
+                raise errors.RetryAfterTooLong(
+                    f"The OAuth client {client_id}'s shared budget asks every replica to wait"
+                    f" {answer.wait_s:.0f} seconds, longer than the configured maximum of"
+                    f" {max_wait_s:.0f} seconds.",
+                    retry_after_s=answer.wait_s,
+                    status=429,
+                )
             wait = min(answer.wait_s, 60.0)
             waited += wait
             await self._sleep(wait)
@@ -450,9 +460,7 @@ class Coordinator:
     async def _publish_pause(self, client_id: str, seconds: float) -> None:
         try:
             async with asyncio.timeout(min(1.0, self.timing.retry_s)):
-                await self._pause(
-                    keys=[self.key("pause", client_id)], args=[max(1, math.ceil(seconds * 1000))]
-                )
+                await self._pause(keys=[self.key("pause", client_id)], args=[_pause_ms(seconds)])
             log.info(
                 "Published a %.1f s rate-limit pause of client %s to every replica.",
                 seconds,
@@ -467,6 +475,18 @@ class Coordinator:
             task.cancel()
         await self.release()
         await self.client.aclose()
+
+
+# The longest pause published to the other replicas (a week): a broken Retry-After (1e300 s)
+# would be a value Redis refuses, and a refusal must not be taken for Redis being down.
+MAX_PAUSE_MS = 7 * 24 * 3600 * 1000
+
+
+def _pause_ms(seconds: float) -> int:
+    """A pause in whole milliseconds for Redis (PX): at least 1, at most ``MAX_PAUSE_MS``."""
+    if not seconds < MAX_PAUSE_MS / 1000:  # also NaN and inf
+        return MAX_PAUSE_MS
+    return max(1, math.ceil(seconds * 1000))
 
 
 def connect(url: str, *, password: str | None, timeout_s: float) -> aioredis.Redis:

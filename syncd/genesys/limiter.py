@@ -280,7 +280,12 @@ class Limiter:
             priority, endpoint=endpoint, method=method, token_index=token_index
         )
         try:
-            await self._shared.take(lease.label)
+            await self._shared.take(lease.label, max_wait_s=self.max_retry_after_s)
+        except errors.RetryAfterTooLong as exc:
+            # A pause another replica published, longer than the maximum: fail as for our own.
+            self.release(lease, status=0, headers=None)
+            self._observer.on_retry_after_too_long(endpoint, exc.retry_after_s)
+            raise
         except BaseException:
             self.release(lease, status=0, headers=None)
             raise

@@ -17,8 +17,9 @@ import redis.asyncio as aioredis
 
 from bench import redisproc
 from syncd import errors
-from syncd.core import lease
+from syncd.core import lease, model, pacing
 from syncd.engine import coordination
+from syncd.genesys import limiter
 
 SHORT = lease.LeaseTiming(
     lease_s=1.5, renew_deadline_s=1.0, retry_s=0.2, max_write_s=0.2, clock_drift=0.01
@@ -300,3 +301,47 @@ async def test_take_waits_for_the_shared_budget_and_falls_back_when_redis_is_dow
         assert all(math.isfinite(s) for s in slept)
     finally:
         await a.close()
+
+
+async def test_a_shared_pause_longer_than_the_maximum_fails_the_request_clearly(
+    redis_server: redisproc.RedisServer,
+) -> None:
+    # Another replica got a 429 with an hour's Retry-After and published it. This replica's
+    # own pacer knows nothing of it: the request must fail as the limiter promises for any wait
+    # beyond its maximum, not wait the hour out in the shared budget.
+    async def sleep(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds:.0f} s in the shared budget instead of failing")
+
+    a, b = make(redis_server, holder="a"), make(redis_server, holder="b")
+    b._sleep = sleep
+    a.set_clients({"pool-0": "client-x"})
+    b.set_clients({"pool-0": "client-x"})
+    lim = limiter.Limiter(
+        ["pool-0"], pacing.PacingConfig(quota=12, window_s=1.0), shared=b, max_retry_after_s=180
+    )
+    try:
+        a.throttled("pool-0", 3600.0)
+        await asyncio.gather(*a._tasks)
+        with pytest.raises(errors.RetryAfterTooLong) as caught:
+            await lim.acquire(model.Priority.FAILOVER, endpoint="/api/v2/x", method="GET")
+        assert caught.value.retry_after_s > 180
+        assert lim.pacers[0].in_flight == 0  # its slot went back
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_an_absurd_pause_is_published_capped_and_redis_stays_up(
+    redis_server: redisproc.RedisServer,
+) -> None:
+    a, b = make(redis_server, holder="a"), make(redis_server, holder="b")
+    a.set_clients({"pool-0": "client-x"})
+    try:
+        a.throttled("pool-0", 1e300)  # a broken Retry-After, parsed as a number
+        await asyncio.gather(*a._tasks)
+        assert a.up  # Redis refusing the value is not Redis being down
+        answer = await b.throttle("client-x")
+        assert not answer.allowed  # every replica is paused all the same
+    finally:
+        await a.close()
+        await b.close()
