@@ -49,6 +49,22 @@ def observe(
     return prev if prev.good_since == good_since else dataclasses.replace(prev, good_since=now)
 
 
+def recovery_at(states: Iterable[model.TrunkHealth], *, hold_down_s: int) -> int | None:
+    """The earliest instant at which one of ``states`` recovers if it stays good: the end of
+    the hold-down of a FAILED trunk base already in a good run (``good_since`` set), in the
+    clock of its observations. None when none is recovering (healthy, or failed and still bad).
+
+    ``observe`` only recovers a trunk base when an observation is folded, so whoever schedules
+    observations must make one happen at this instant: a slow poll (push mode) would otherwise
+    hold a healed trunk off its routes until it comes."""
+    ends = [
+        state.good_since + hold_down_s
+        for state in states
+        if state.state is model.HealthState.FAILED and state.good_since is not None
+    ]
+    return min(ends, default=None)
+
+
 def is_good(statuses: Iterable[model.TrunkStatus]) -> bool:
     """A trunk base is good when any of its trunk instances is healthy; a base with no instance
     at all cannot carry calls, so it is bad."""

@@ -97,6 +97,9 @@ class Engine:
         self.health_source = ""  # "push" | "poll": what saw the last failover first
         self._pushed_at: float | None = None  # the hint behind a change not yet reconciled
         self.on_statuses: Callable[[], None] | None = None  # the listed trunks may differ
+        # Called when ``recovery_due_in`` may have changed: after every fold of health (a poll
+        # or a pushed re-read) and every configuration swap (hold_down_s); the daemon's.
+        self.on_health_due: Callable[[], None] | None = None
         self._health_seen = False
         self._names: dict[str, str] = {}
         self._trunk_bases: dict[str, model.TrunkBase] = {}
@@ -175,8 +178,29 @@ class Engine:
     def health_known(self) -> bool:
         return self._health_seen
 
+    def _health_clock(self) -> float:
+        return self._wall0 + (self._monotonic() - self._mono0)
+
     def _health_now(self) -> int:
-        return int(self._wall0 + (self._monotonic() - self._mono0))
+        return int(self._health_clock())
+
+    def recovery_due_in(self) -> float | None:
+        """Seconds until a failed trunk base's hold-down ends (<= 0: it has ended), in the
+        health clock; None when none is recovering. Recovery is judged only when health is
+        observed, so the daemon observes it then: a trunk pushed healthy is not pushed again,
+        and while the channel is up the next poll may be ``health.resync_s`` away.
+
+        Only trunk bases the last observation listed count: one missing from the listing is
+        not observed by a poll either (its state stands), so polling at its hold-down end
+        would change nothing, and once that end is past, would poll again and again."""
+        cfg = self.cfg
+        managed = {t.trunk_base_id for g in cfg.groups for t in g.trunks}
+        listed = {s.trunk_base_id for s in self._statuses.values()} & managed
+        at = health.recovery_at(
+            (h for tb, h in self.health.items() if tb in listed),
+            hold_down_s=cfg.health.hold_down_s,
+        )
+        return None if at is None else at - self._health_clock()
 
     async def poll_health(self) -> bool:
         cfg = self.cfg  # one configuration for the whole poll, even if a reload lands meanwhile
@@ -269,6 +293,8 @@ class Engine:
         self.board.note_health(new)
         if changed:
             self.board.mark_stale()
+        if self.on_health_due is not None:
+            self.on_health_due()
         return bool(changed)
 
     def _observe_unknown(self, unlisted: tuple[str, ...], cfg: config_mod.Config) -> None:
@@ -360,6 +386,8 @@ class Engine:
         self.board.mark_stale()
         if self._on_config is not None:
             self._on_config(cfg)
+        if self.on_health_due is not None:
+            self.on_health_due()  # hold_down_s may have changed: so has a recovery's instant
         # A held drop stays pending: the re-read confirms it only if the new configuration
         # plans the very same total, which is then a confirmation like any other.
         self.reader.report_problems()  # an unfixed typo is said again at every reload

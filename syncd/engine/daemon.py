@@ -18,6 +18,10 @@ With a notification channel (``push``, see ``engine.push``), the channel is one 
 task: its hints trigger reconciles like the timers do, every (re)connect sets the health and
 schedule timers' events (one full resync), and while it is up the health poll and the schedule
 refresh slow to their resync intervals; the moment it is down they return to their fast ones.
+A failed trunk recovers only when health is observed after its hold-down, and one pushed healthy
+is pushed once: so a one-shot timer observes health at the end of the earliest hold-down
+(``Work.recovery_due_in``, re-armed whenever the work says it may have moved), not at the next
+slow resync. Polling, it is at most one extra poll per hold-down.
 
 SIGTERM/SIGINT: start nothing new (during start-up: cancel the start-up reads), drain
 in-flight writes within ``drain_timeout_s``, ``STOPPING=1``, exit 0. SIGHUP: ``RELOADING=1``,
@@ -52,6 +56,10 @@ logging.getLogger("apscheduler").setLevel(logging.WARNING)
 class Work(Protocol):
     """What the daemon drives; ``engine.cycle.Engine`` is the real one, tests use fakes."""
 
+    # Set by the daemon while it runs; the work calls it whenever ``recovery_due_in`` may have
+    # changed (health was observed by a poll or a push, the configuration was swapped).
+    on_health_due: Callable[[], None] | None
+
     async def start(self) -> None:
         """Read what the first reconcile needs (reference data, health, schedules)."""
         ...
@@ -66,6 +74,11 @@ class Work(Protocol):
 
     async def poll_health(self) -> bool:
         """Poll trunk health; True when a trunk's failover state changed (reconcile now)."""
+        ...
+
+    def recovery_due_in(self) -> float | None:
+        """Seconds until a failed trunk's hold-down ends (<= 0: ended), when one more health
+        observation recovers it if it stayed good; None when no trunk is recovering."""
         ...
 
     async def refresh_schedules(self) -> bool:
@@ -95,6 +108,16 @@ class PushSource(Protocol):
     async def run(self, hooks: Daemon) -> None: ...
 
 
+class Timer(Protocol):
+    """A one-shot timer that can be called off (``asyncio.TimerHandle``)."""
+
+    def cancel(self) -> None: ...
+
+
+# Call back after a delay in seconds of the event loop's monotonic clock (loop.call_later).
+CallLater = Callable[[float, Callable[[], None]], Timer]
+
+
 async def _tick(event: asyncio.Event) -> None:
     """A timer's job. A coroutine, so that APScheduler runs it on the event loop: a plain
     function (``event.set``) it runs in a worker thread, where ``asyncio.Event`` is not safe (a
@@ -119,8 +142,12 @@ class Daemon:
         load_config: Callable[[str], config_mod.Config] = config_mod.load,
         retry_base_s: float | None = None,
         push: PushSource | None = None,
+        call_later: CallLater | None = None,
     ) -> None:
+        """``call_later``: the one-shot timers (default: the running loop's ``call_later``);
+        tests pass fake time."""
         self.config_path = config_path
+        self._call_later = call_later
         self.push = push
         self._push_up = False
         self.config = config
@@ -139,6 +166,10 @@ class Daemon:
         self._retry_base_s = retry_base_s
         self._retries = 0
         self._retry_handle: asyncio.TimerHandle | None = None
+        # One health observation at the end of a recovering trunk's hold-down; see
+        # _recovery_due_changed.
+        self._recovery_handle: Timer | None = None
+        self._recovery_overdue = False
         # Work loop → unexpected failures in a row (health poll, schedule refresh).
         self._unexpected: dict[str, int] = {}
         self._ready = False
@@ -175,6 +206,31 @@ class Daemon:
     @property
     def stopping(self) -> bool:
         return self._stop.is_set()
+
+    def _recovery_due_changed(self) -> None:
+        """(Re)arm one health observation at the end of the earliest hold-down (the work
+        folded health or swapped its configuration). Recovery is judged only when health is
+        observed, and while the channel is up nothing else may observe a healed trunk for
+        ``health.resync_s``: its recovery would wait that long. Polling: one extra poll.
+
+        A hold-down that already ended gets one observation now (a reload shortened it, the
+        fold took long); if the answer is still 'ended' after that, another poll would change
+        nothing (the trunk is not listed), and the regular polls carry on, never a tight loop."""
+        due_in = self.work.recovery_due_in()
+        if due_in is not None and due_in <= 0:
+            if self._recovery_overdue:
+                return  # its observation is armed or was made: leave it to the regular polls
+            self._recovery_overdue = True
+        else:
+            self._recovery_overdue = False
+        if self._recovery_handle is not None:
+            self._recovery_handle.cancel()
+            self._recovery_handle = None
+        if due_in is None or self.stopping:
+            return
+        call_later = self._call_later or asyncio.get_running_loop().call_later
+        self._recovery_handle = call_later(max(0.0, due_in), self._health_due.set)
+        log.debug("A failed trunk's hold-down ends in %.1f s: health is observed then.", due_in)
 
     # -- timers ----------------------------------------------------------------------------
 
@@ -422,6 +478,8 @@ class Daemon:
         sdnotify.stopping()
         if self._retry_handle is not None:
             self._retry_handle.cancel()
+        if self._recovery_handle is not None:
+            self._recovery_handle.cancel()
         log.info("Stopping: nothing new starts; in-flight writes get %.0f s.", self.drain_timeout_s)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
@@ -466,6 +524,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        self.work.on_health_due = self._recovery_due_changed
         try:
             if not await self._start():
                 log.info("Stopped during start-up, before anything was planned.")
@@ -488,6 +547,9 @@ class Daemon:
         finally:
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(sig)
+            self.work.on_health_due = None
+            if self._recovery_handle is not None:
+                self._recovery_handle.cancel()
             if self._scheduler is not None and self._scheduler.running:
                 self._scheduler.shutdown(wait=False)
             await self.work.close()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from syncd.core import health, model
 
@@ -84,3 +86,42 @@ def test_an_unknown_poll_neither_fails_nor_recovers_a_trunk() -> None:
 def test_one_answering_sip_server_is_enough() -> None:
     assert health.is_good([status("a", options=(False, True))])
     assert not health.is_good([])
+
+
+def test_recovery_at_is_the_end_of_the_earliest_hold_down_under_way() -> None:
+    healthy = run([(15, True)], 60)
+    still_bad = run([(15, False), (30, False)], 60)
+    ends_90 = run([(15, False), (30, True)], 60)
+    ends_110 = run([(15, False), (30, True), (40, False), (50, True)], 60)
+    assert health.recovery_at([], hold_down_s=60) is None
+    assert health.recovery_at([healthy, still_bad], hold_down_s=60) is None
+    assert health.recovery_at([healthy, ends_110, still_bad, ends_90], hold_down_s=60) == 90
+    assert health.recovery_at([ends_110], hold_down_s=60) == 110
+    # A reload that changes the hold-down moves the instant with it.
+    assert health.recovery_at([ends_90, ends_110], hold_down_s=20) == 50
+
+
+@given(
+    steps=st.lists(st.tuples(st.integers(1, 40), st.booleans()), min_size=1, max_size=12),
+    hold_down=st.integers(0, 90),
+)
+def test_an_observation_at_recovery_at_recovers_and_none_before_it_does(
+    steps: list[tuple[int, bool]], hold_down: int
+) -> None:
+    # Whatever the history, recovery_at is exactly when the next good observation recovers:
+    # a scheduler that observes then (and not before) loses no time and wastes no poll.
+    now, observations = 0, []
+    for gap, good in steps:
+        now += gap
+        observations.append((now, good))
+    state = run(observations, hold_down)
+    at = health.recovery_at([state], hold_down_s=hold_down)
+    if at is None:
+        assert state.state is H or state.good_since is None
+        return
+    assert state.state is F
+    assert at > now  # the last observation left it recovering: its end is still ahead
+    on_time = health.observe(state, good=True, now=at, hold_down_s=hold_down)
+    early = health.observe(state, good=True, now=at - 1, hold_down_s=hold_down)
+    assert on_time.state is H
+    assert early.state is F

@@ -27,6 +27,7 @@ from apscheduler import events as aps_events
 
 from syncd import config as config_mod
 from syncd import errors
+from syncd.core import health, model
 from syncd.engine import daemon
 
 DEMO = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
@@ -68,6 +69,8 @@ class FakeWork:
         self.refresh_count = 0
         self.unexpected: list[str] = []
         self.failover = False  # what failover_pending() answers
+        self.on_health_due: Callable[[], None] | None = None  # the daemon sets it
+        self.recovery_in: float | None = None  # what recovery_due_in() answers
 
     async def start(self) -> None:
         self.started = True
@@ -92,7 +95,17 @@ class FakeWork:
         if self.poll_errors and (error := self.poll_errors.pop(0)) is not None:
             raise error
         self.health_known = True
+        return self.folded()
+
+    def folded(self) -> bool:
+        """Health was observed (a poll, or a pushed re-read): tell the daemon, as the engine
+        does; True when a trunk's failover state changed."""
+        if self.on_health_due is not None:
+            self.on_health_due()
         return False
+
+    def recovery_due_in(self) -> float | None:
+        return self.recovery_in
 
     async def refresh_schedules(self) -> bool:
         self.refresh_count += 1
@@ -162,6 +175,7 @@ async def running(
     drain_timeout_s: float = 20.0,
     retry_base_s: float | None = None,
     load_config: Callable[[str], config_mod.Config] = config_mod.load,
+    call_later: daemon.CallLater | None = None,
 ) -> AsyncIterator[tuple[_Daemon, asyncio.Task[int]]]:
     d = _Daemon(
         config_path=str(config_file),
@@ -170,6 +184,7 @@ async def running(
         drain_timeout_s=drain_timeout_s,
         retry_base_s=retry_base_s,
         load_config=load_config,
+        call_later=call_later,
     )
     task = asyncio.create_task(d.run())
     try:
@@ -566,3 +581,122 @@ async def test_a_timer_that_comes_due_late_still_fires(config_file: Path) -> Non
         outcome = _fire(d, "reconcile", late_s=10.0)
         assert await _next(outcome) == aps_events.EVENT_JOB_EXECUTED
         await asyncio.wait_for(d._reconcile_due.wait(), TIMEOUT)
+
+
+class FakeTimers:
+    """``Daemon(call_later=...)`` on a fake clock (``now``, shared with the work): a timer
+    fires only when the test says so, after moving the clock to its instant."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self.armed: list[tuple[float, Callable[[], None]]] = []
+
+    def __call__(self, delay: float, callback: Callable[[], None]) -> daemon.Timer:
+        entry = (self.now + delay, callback)
+        self.armed.append(entry)
+        timers = self
+
+        class _Handle:
+            def cancel(self) -> None:
+                if entry in timers.armed:
+                    timers.armed.remove(entry)
+
+        return _Handle()
+
+    def pending(self) -> list[float]:
+        return sorted(at for at, _ in self.armed)
+
+    def fire_next(self) -> None:
+        entry = min(self.armed, key=lambda e: e[0])
+        self.armed.remove(entry)
+        self.now = max(self.now, entry[0])
+        entry[1]()
+
+
+class RecoveringWork(FakeWork):
+    """One trunk base folded by the real ``core.health`` on a fake health clock, observed by
+    polls (``poll_health``) and by pushed re-reads (``push``), like ``engine.cycle.Engine``."""
+
+    def __init__(self, clock: FakeTimers, *, hold_down_s: int) -> None:
+        super().__init__()
+        self.clock = clock
+        self.hold_down_s = hold_down_s
+        self.good = True
+        self.state = health.initial("tb", int(clock.now))
+
+    def folded(self) -> bool:
+        before = self.state.state
+        self.state = health.observe(
+            self.state, good=self.good, now=int(self.clock.now), hold_down_s=self.hold_down_s
+        )
+        super().folded()
+        return self.state.state is not before
+
+    def push(self, *, good: bool) -> bool:
+        """A notification named the trunk and its re-read says ``good``."""
+        self.good = good
+        return self.folded()
+
+    def recovery_due_in(self) -> float | None:
+        at = health.recovery_at([self.state], hold_down_s=self.hold_down_s)
+        return None if at is None else at - self.clock.now
+
+
+async def test_with_push_up_a_trunk_pushed_healthy_recovers_at_its_hold_down_end(
+    config_file: Path,
+) -> None:
+    # The bench's 300 s convergence: a trunk that turned healthy is pushed once, and recovery
+    # is judged only when health is observed. With the channel up the next poll is the slow
+    # resync (here: none at all, the daemon's interval timers are off), so the recovery
+    # waited for it. The daemon observes health at the end of the hold-down instead.
+    timers = FakeTimers(1000.0)
+    work = RecoveringWork(timers, hold_down_s=60)
+    async with running(work, config_file, call_later=timers) as (d, _):
+        assert await _next(work.entered) == 1
+        d.set_push(True)
+        polls = work.polls
+        assert work.push(good=False)  # a failover: nothing is recovering, nothing is armed
+        assert work.state.state is model.HealthState.FAILED
+        assert timers.pending() == []
+        timers.now = 1010.0
+        assert not work.push(good=True)  # pushed healthy: its hold-down ends at 1070
+        assert timers.pending() == [1070.0]
+        timers.now = 1030.0
+        work.push(good=False)  # bad again: the hold-down restarts, and so does the timer
+        assert timers.pending() == []
+        timers.now = 1040.0
+        work.push(good=True)
+        assert timers.pending() == [1100.0]
+        timers.fire_next()
+        assert await _next(work.polled) == polls + 1  # one observation, at 1100
+        assert work.state.state is model.HealthState.HEALTHY
+        assert work.state.since == 1100
+        assert timers.pending() == []  # recovered: nothing more to observe
+        assert await _next(work.entered) == 2  # and the recovery is planned at once
+
+
+async def test_a_hold_down_that_already_ended_gets_one_observation_not_a_poll_loop(
+    config_file: Path,
+) -> None:
+    # A recovery due in the past (a reload shortened the hold-down; a trunk base the listing
+    # leaves out, whose state stands however often it is polled) is observed once at once;
+    # if the work still says 'past' after that, the regular polls carry on, never a tight loop.
+    timers = FakeTimers(1000.0)
+    work = FakeWork()
+    async with running(work, config_file, call_later=timers) as (d, _):
+        assert await _next(work.entered) == 1
+        d.set_push(True)
+        polls = work.polls
+        work.recovery_in = -5.0
+        work.folded()
+        assert timers.pending() == [1000.0]  # one observation, now
+        timers.fire_next()
+        assert await _next(work.polled) == polls + 1
+        assert timers.pending() == []  # that observation said 'past' again: no more
+        work.folded()  # nor after any later fold that still says so
+        assert timers.pending() == []
+        work.recovery_in = 30.0
+        work.folded()  # a hold-down ahead again is armed as usual
+        assert timers.pending() == [1030.0]
+        d._health_due.set()  # the daemon's own loop still polls when asked
+        assert await _next(work.polled) == polls + 2

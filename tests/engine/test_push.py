@@ -28,6 +28,7 @@ from engine_sim import sim_config
 
 from syncd import config as config_mod
 from syncd import demo
+from syncd.core import model
 from syncd.engine import daemon, runner
 from syncd.sim import RunningSim, start_sim
 from syncd.sim import notifications as sim_notifications
@@ -80,7 +81,11 @@ async def until(predicate: Callable[[], bool], what: str) -> None:
 
 @contextlib.asynccontextmanager
 async def daemon_with_push(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, enabled: bool = True
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    enabled: bool = True,
+    hold_down_s: int = 0,
 ) -> AsyncIterator[Run]:
     monkeypatch.setenv("SYNCD_CLIENT_SECRET", "demo-secret")
     running = await start_sim(org="small", seed=1)
@@ -90,7 +95,7 @@ async def daemon_with_push(
             update={
                 # An hour: within a test, only the channel and its resyncs see changes.
                 "health": cfg.health.model_copy(
-                    update={"poll_s": 3600, "resync_s": 7200, "hold_down_s": 0}
+                    update={"poll_s": 3600, "resync_s": 7200, "hold_down_s": hold_down_s}
                 ),
                 "schedule": cfg.schedule.model_copy(update={"refresh_s": 3600, "resync_s": 7200}),
                 "notifications": cfg.notifications.model_copy(update={"enabled": enabled}),
@@ -201,6 +206,28 @@ async def test_a_surprise_in_a_pushed_re_read_is_contained_and_the_resync_catche
         assert count("syncd_unexpected_errors_total", {"where": "push"}) == 1.0
         logged = [r for r in caplog.records if r.exc_info and r.exc_info[0] is TypeError]
         assert len(logged) == 1
+
+
+async def test_a_trunk_pushed_healthy_recovers_at_its_hold_down_end_not_the_next_resync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The bench's 300 s convergence: the healed trunk is pushed once, inside its hold-down,
+    # and nothing observed it again before the resync (here two hours away). The daemon now
+    # observes health when the hold-down (one second here) ends, and plans the recovery.
+    async with daemon_with_push(tmp_path, monkeypatch, hold_down_s=1) as run:
+        await _next_mode(run, True)
+        engine, sim = run.asm.engine, run.running.sim
+        group, tb = _routed_trunks(run)[0]
+        sim.fail_trunk(tb)
+        await until(
+            lambda: demo._routes_without(sim, run.cfg, group, tb), f"trunk {tb} off the routes"
+        )
+        assert engine.health[tb].state is model.HealthState.FAILED
+        sim.recover_trunk(tb)
+        await until(
+            lambda: engine.health[tb].state is model.HealthState.HEALTHY, f"trunk {tb} recovered"
+        )
+        await until(lambda: (group, tb) in _routed_trunks(run), f"trunk {tb} back on the routes")
 
 
 async def test_a_schedule_publish_reaches_the_line_counts_by_push(

@@ -528,6 +528,64 @@ async def test_the_hold_down_survives_a_wall_clock_step(
         assert engine.health[ACME_001].state is model.HealthState.HEALTHY
 
 
+async def test_the_engine_says_when_a_recovering_trunks_hold_down_ends(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Recovery is judged only when health is observed; a trunk pushed healthy is not pushed
+    # again, so the daemon observes it when this says (daemon._recovery_due_changed): after
+    # every fold, poll or push, and every configuration swap, in the step-proof health clock.
+    async with sim_and_engine(tmp_path, monkeypatch) as (running, asm):
+        sim = running.sim
+        clocks = Clocks()
+        engine = cycle.Engine(
+            asm.cfg,
+            api=asm.engine.api,
+            store=asm.store,
+            observer=asm.metrics,
+            clock=lambda: clocks.wall,
+            monotonic=lambda: clocks.mono,
+        )
+        told: list[float | None] = []
+        engine.on_health_due = lambda: told.append(engine.recovery_due_in())
+        hold_down = asm.cfg.health.hold_down_s
+        await engine.start()
+        assert told == [None]  # the first poll: nothing is recovering
+        sim.fail_trunk(ACME_001)
+        assert await engine.poll_health()
+        assert told[-1] is None  # failed and still bad: no hold-down runs
+        trunk = next(t for t, st in engine._statuses.items() if st.trunk_base_id == ACME_001)
+        sim.recover_trunk(ACME_001)
+        clocks.elapse(1)
+        assert not await engine.on_trunk_event(trunk)  # pushed healthy: the hold-down starts
+        assert told[-1] == hold_down
+        clocks.step_wall(3600)  # a wall-clock step moves it neither way
+        clocks.elapse(10)
+        assert engine.recovery_due_in() == hold_down - 10
+        # A reload that shortens the hold-down below what has run: it has ended, say so now.
+        told.clear()
+        cfg = engine.cfg
+        engine.apply_config(
+            cfg.model_copy(update={"health": cfg.health.model_copy(update={"hold_down_s": 5})})
+        )
+        assert told == [-5.0]
+        assert await engine.poll_health()  # the observation the daemon makes then recovers it
+        assert engine.health[ACME_001].state is model.HealthState.HEALTHY
+        assert told[-1] is None
+        # A recovering trunk base the listing leaves out is not observed by a poll (its state
+        # stands): no instant is given for it, or a daemon would poll in vain, and past its
+        # end, in a loop.
+        sim.fail_trunk(ACME_001)
+        assert await engine.poll_health()
+        sim.recover_trunk(ACME_001)
+        assert not await engine.poll_health()
+        assert told[-1] == 5
+        engine.reader.api = HideTrunk(engine.reader.api, ACME_001)  # type: ignore[assignment]
+        clocks.elapse(10)
+        assert not await engine.poll_health()
+        assert engine.health[ACME_001].state is model.HealthState.FAILED
+        assert told[-1] is None
+
+
 async def test_an_unknown_business_unit_is_reported_and_holds_its_groups_lines(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
