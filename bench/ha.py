@@ -222,10 +222,14 @@ class Run:
         return reqs
 
     def writes(self) -> list[dict[str, Any]]:
+        """The org writes that landed: a notification channel's subscription is a PUT too, made
+        by every replica (followers keep their caches warm by push), and is not one."""
         return [
             r
             for r in self.requests()
-            if r["method"] in ("PUT", "PATCH") and 200 <= r["status"] < 300
+            if r["method"] in ("PUT", "PATCH")
+            and 200 <= r["status"] < 300
+            and not r["path"].startswith("/api/v2/notifications/")
         ]
 
     def burst(self, k: int) -> None:
